@@ -1,0 +1,29 @@
+import type { Connection } from '../connection.ts'
+
+export interface StepAttemptStart {
+  runId: string
+  stepId: string
+  attempt: number
+  params: unknown
+  at: number
+}
+
+/** The step becomes RUNNING in a new attempt, recorded in step_attempts. */
+export function startStepAttempt(conn: Connection, s: StepAttemptStart): void {
+  conn
+    .statement(
+      `UPDATE steps SET status = 'RUNNING', attempts = ?, params = ?, started_at = coalesce(started_at, ?), wake_at = NULL
+       WHERE run_id = ? AND step_id = ?`,
+    )
+    .run(s.attempt, JSON.stringify(s.params ?? null), s.at, s.runId, s.stepId)
+  conn
+    .statement("INSERT INTO step_attempts (run_id, step_id, attempt, status, started_at) VALUES (?, ?, ?, 'RUNNING', ?)")
+    .run(s.runId, s.stepId, s.attempt, s.at)
+}
+
+/** A group step has no attempts of its own: it is RUNNING while its members run. */
+export function startGroupStep(conn: Connection, runId: string, stepId: string, at: number): void {
+  conn
+    .statement("UPDATE steps SET status = 'RUNNING', started_at = coalesce(started_at, ?) WHERE run_id = ? AND step_id = ?")
+    .run(at, runId, stepId)
+}

@@ -1,0 +1,51 @@
+import { and, desc, eq } from 'drizzle-orm'
+import type { Connection } from '../connection.ts'
+import { templates, workflows, workflowVersions } from '../schema.ts'
+
+export interface NewWorkflow {
+  id: string
+  name: string
+  definition: unknown
+  templateName?: string | null
+  templateVersion?: number | null
+  params?: unknown
+  at: number
+}
+
+/** A new workflow and its version 1, in one transaction. */
+export function insertWorkflow(conn: Connection, w: NewWorkflow): void {
+  conn.transaction(() => {
+    conn.db
+      .insert(workflows)
+      .values({
+        id: w.id, name: w.name, currentVersion: 1, templateName: w.templateName ?? null,
+        templateVersion: w.templateVersion ?? null, params: w.params ?? null, createdAt: w.at, updatedAt: w.at,
+      })
+      .run()
+    conn.db.insert(workflowVersions).values({ workflowId: w.id, version: 1, definition: w.definition, createdAt: w.at }).run()
+  })
+}
+
+export function getWorkflow(conn: Connection, id: string) {
+  return conn.db.select().from(workflows).where(eq(workflows.id, id)).get()
+}
+
+export function getWorkflowVersion(conn: Connection, id: string, version: number) {
+  return conn.db
+    .select()
+    .from(workflowVersions)
+    .where(and(eq(workflowVersions.workflowId, id), eq(workflowVersions.version, version)))
+    .get()
+}
+
+export function getLatestTemplate(conn: Connection, name: string) {
+  return conn.db.select().from(templates).where(eq(templates.name, name)).orderBy(desc(templates.version)).limit(1).get()
+}
+
+export function getTemplateVersion(conn: Connection, name: string, version: number) {
+  return conn.db.select().from(templates).where(and(eq(templates.name, name), eq(templates.version, version))).get()
+}
+
+export function insertTemplate(conn: Connection, t: { name: string; version: number; definition: unknown; at: number }): void {
+  conn.db.insert(templates).values({ name: t.name, version: t.version, definition: t.definition, createdAt: t.at }).run()
+}

@@ -1,0 +1,38 @@
+// What the three library classes share when they work on one database: the connection, the
+// factory registry, the journal (group commit) and the event bus it publishes to.
+import pino, { type Logger } from 'pino'
+import { Connection } from '../db/connection.ts'
+import { EventBus } from './events.ts'
+import { FactoryRegistry } from './factory.ts'
+import { Journal } from './journal.ts'
+
+export interface EngineContext {
+  conn: Connection
+  registry: FactoryRegistry
+  bus: EventBus
+  journal: Journal
+  logger: Logger
+}
+
+export interface ContextOptions {
+  /** SQLite file; ':memory:' (the default) keeps nothing after close. */
+  database?: string
+  logger?: Logger
+}
+
+export function openContext(options: ContextOptions = {}): EngineContext {
+  const logger = options.logger ?? pino({ name: 'conveyor', level: process.env.CONVEYOR_LOG_LEVEL ?? 'warn' })
+  const conn = new Connection(options.database ?? ':memory:')
+  const bus = new EventBus()
+  const journal = new Journal(
+    conn,
+    (events) => bus.publish(events),
+    (error) => logger.error({ err: error }, 'commit failed'),
+  )
+  return { conn, registry: new FactoryRegistry(), bus, journal, logger }
+}
+
+export function closeContext(context: EngineContext): void {
+  context.journal.close()
+  context.conn.close()
+}

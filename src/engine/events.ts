@@ -1,0 +1,160 @@
+// The event bus (committed events, in seq order) and event streams that replay then tail it
+// without gaps or duplicates. A stream buffers live events up to a bound; past it, it drops the
+// buffer and reads the log from SQLite instead, so a slow reader never holds the engine back.
+import type { Connection } from '../db/connection.ts'
+import { lastEventSeq, listEvents } from '../db/sql/listEvents.ts'
+import type { EventFilter, EventType, RunEvent } from './interfaces.ts'
+
+export type EventListener = (event: RunEvent) => void
+
+export class EventBus {
+  private readonly listeners = new Set<(events: RunEvent[]) => void>()
+
+  /** Called by the journal after each commit. */
+  publish(events: RunEvent[]): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(events)
+      } catch {
+        // A listener's bug must not break the engine or other listeners.
+      }
+    }
+  }
+
+  listen(listener: (events: RunEvent[]) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  get size(): number {
+    return this.listeners.size
+  }
+}
+
+export const TERMINAL_RUN_EVENTS: ReadonlySet<EventType> = new Set([
+  'RUN_SUCCEEDED', 'RUN_FAILED', 'RUN_CANCELLED', 'RUN_TIMED_OUT', 'RUN_ROLLED_BACK',
+])
+
+export function matches(filter: EventFilter, e: RunEvent): boolean {
+  if (filter.runId !== undefined && e.runId !== filter.runId) return false
+  if (filter.workflowId !== undefined && e.workflowId !== filter.workflowId) return false
+  if (filter.types && filter.types.length > 0 && !filter.types.includes(e.type)) return false
+  return true
+}
+
+export interface StreamOptions {
+  /** A seq cursor: events after it. 'HEAD' = only events committed from now on. Default 0 (all). */
+  after?: number | 'HEAD'
+  /** Live events held for a slow reader before it falls back to reading the database. */
+  bufferLimit?: number
+  /** Rows read from the database at a time while catching up. */
+  chunkSize?: number
+  /** Ends the stream after the run's terminal event (for a run filter). */
+  untilRunFinished?: boolean
+}
+
+export class EventStream implements AsyncIterableIterator<RunEvent> {
+  private cursor: number
+  private buffer: RunEvent[] = []
+  private backlog: RunEvent[] = []
+  private catchingUp = true
+  private overflowed = false
+  private done = false
+  private wake: (() => void) | undefined
+  private readonly unlisten: () => void
+  private readonly bufferLimit: number
+  private readonly chunkSize: number
+
+  constructor(
+    private readonly conn: Connection,
+    bus: EventBus,
+    private readonly filter: EventFilter,
+    private readonly options: StreamOptions = {},
+  ) {
+    this.bufferLimit = options.bufferLimit ?? 10_000
+    this.chunkSize = options.chunkSize ?? 500
+    // Listen first, then read the cursor: nothing committed in between can be missed.
+    this.unlisten = bus.listen((events) => this.onCommitted(events))
+    this.cursor = options.after === 'HEAD' ? lastEventSeq(conn) : (options.after ?? 0)
+    if (options.after === 'HEAD') this.catchingUp = false
+  }
+
+  /** The seq of the last event handed out (the resume cursor). */
+  get position(): number {
+    return this.cursor
+  }
+
+  private onCommitted(events: RunEvent[]): void {
+    if (this.done || this.overflowed) return
+    for (const e of events) if (matches(this.filter, e)) this.buffer.push(e)
+    if (this.buffer.length > this.bufferLimit) {
+      // Too far behind: forget the buffer, catch up from the database instead.
+      this.buffer = []
+      this.overflowed = true
+    }
+    this.wake?.()
+  }
+
+  private readBacklog(): void {
+    const rows = listEvents(this.conn, { ...this.filter, afterSeq: this.cursor, limit: this.chunkSize })
+    this.backlog = rows as RunEvent[]
+    if (rows.length < this.chunkSize) {
+      // Caught up. Everything committed after the listener was attached is in `buffer` too
+      // (deduplicated by seq below), and nothing later has been committed yet: go live.
+      this.catchingUp = false
+    }
+  }
+
+  private take(): RunEvent | undefined {
+    for (;;) {
+      if (this.backlog.length > 0) return this.backlog.shift()
+      if (this.overflowed) {
+        this.overflowed = false
+        this.catchingUp = true
+      }
+      if (this.catchingUp) {
+        this.buffer = []
+        this.readBacklog()
+        if (this.backlog.length > 0) continue
+      }
+      const e = this.buffer.shift()
+      if (!e) return undefined
+      if (e.seq > this.cursor) return e
+    }
+  }
+
+  async next(): Promise<IteratorResult<RunEvent>> {
+    for (;;) {
+      if (this.done) return { done: true, value: undefined }
+      const e = this.take()
+      if (e) {
+        this.cursor = e.seq
+        if (this.options.untilRunFinished && TERMINAL_RUN_EVENTS.has(e.type)) this.finish()
+        return { done: false, value: e }
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve))
+      this.wake = undefined
+    }
+  }
+
+  private finish(): void {
+    this.done = true
+    this.unlisten()
+    this.buffer = []
+    this.wake?.()
+  }
+
+  async return(): Promise<IteratorResult<RunEvent>> {
+    this.finish()
+    return { done: true, value: undefined }
+  }
+
+  /** Ends the stream from outside (shutdown). */
+  close(): void {
+    this.finish()
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+}

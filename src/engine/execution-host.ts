@@ -1,0 +1,24 @@
+// What a RunExecution needs from the coordinator that drives it.
+import type { Connection } from '../db/connection.ts'
+import type { Journal } from './journal.ts'
+import type { FactoryRegistry, RegisteredAction } from './factory.ts'
+import type { Pool, PoolSet } from './pools.ts'
+import type { RunResult } from './interfaces.ts'
+import type { RunExecution } from './run-execution.ts'
+
+export interface ExecutionHost {
+  conn: Connection
+  journal: Journal
+  registry: FactoryRegistry
+  pools: PoolSet
+  /** `coordinator.maxWorkers`: actions in flight across all runs. */
+  globalPool: Pool
+  /** Default per-run limit when a definition sets no maxParallel (`workflow.maxParallel`). */
+  defaultMaxParallel: number | undefined
+  /** The factory's and the action's own pools, when they declare `concurrency`. */
+  actionPools(action: RegisteredAction): Pool[]
+  /** Calls `ready` once the factory is registered (recovery may run before registration). */
+  awaitFactory(factory: string, ready: () => void): void
+  readResult(runId: string): RunResult
+  onFinished(run: RunExecution): void
+}

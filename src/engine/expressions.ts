@@ -1,0 +1,148 @@
+// `{{ ... }}` expressions inside definitions. The inside is JSONata: sandboxed (no JS eval), and
+// compiled once per distinct text. A string that is exactly one expression keeps the value's type;
+// a string mixing text and expressions interpolates.
+import jsonata from 'jsonata'
+
+type Part = string | jsonata.Expression
+interface Compiled {
+  /** Set when the whole string is one expression: its value is returned as is. */
+  whole?: jsonata.Expression
+  parts?: Part[]
+}
+
+const EXPRESSION = /\{\{([\s\S]+?)\}\}/g
+const cache = new Map<string, Compiled>()
+const CACHE_LIMIT = 10_000
+
+export class ExpressionError extends Error {
+  constructor(readonly expression: string, message: string) {
+    super(`expression "${expression.trim()}": ${message}`)
+    this.name = 'ExpressionError'
+  }
+}
+
+export function hasExpression(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('{{')
+  if (Array.isArray(value)) return value.some(hasExpression)
+  if (value && typeof value === 'object') return Object.values(value).some(hasExpression)
+  return false
+}
+
+function compileExpression(text: string): jsonata.Expression {
+  try {
+    return jsonata(text)
+  } catch (error) {
+    const e = error as { message?: string; position?: number }
+    throw new ExpressionError(text, `${e.message ?? 'does not parse'}${e.position !== undefined ? ` (at ${e.position})` : ''}`)
+  }
+}
+
+function compileTemplate(text: string): Compiled {
+  const hit = cache.get(text)
+  if (hit) return hit
+  const matches = [...text.matchAll(EXPRESSION)]
+  let compiled: Compiled
+  if (matches.length === 1 && matches[0]![0].length === text.trim().length) {
+    compiled = { whole: compileExpression(matches[0]![1]!) }
+  } else {
+    const parts: Part[] = []
+    let last = 0
+    for (const m of matches) {
+      if (m.index! > last) parts.push(text.slice(last, m.index))
+      parts.push(compileExpression(m[1]!))
+      last = m.index! + m[0].length
+    }
+    if (last < text.length) parts.push(text.slice(last))
+    compiled = { parts }
+  }
+  if (cache.size >= CACHE_LIMIT) cache.clear()
+  cache.set(text, compiled)
+  return compiled
+}
+
+/** Parse errors of every expression inside `value`, each with its path below `path`. */
+export function expressionIssues(value: unknown, path: string): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = []
+  const walk = (v: unknown, p: string) => {
+    if (typeof v === 'string') {
+      if (!v.includes('{{')) return
+      try {
+        compileTemplate(v)
+      } catch (error) {
+        issues.push({ path: p, message: (error as Error).message })
+      }
+    } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${p}[${i}]`))
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${p}.${k}`)
+  }
+  walk(value, path)
+  return issues
+}
+
+/** Parse errors of a bare expression (used by `when` and `forEach`, where `{{ }}` is optional). */
+export function bareExpressionIssue(text: string): string | undefined {
+  try {
+    if (text.includes('{{')) compileTemplate(text)
+    else compileExpression(text)
+    return undefined
+  } catch (error) {
+    return (error as Error).message
+  }
+}
+
+async function evaluate(expr: jsonata.Expression, scope: object, text: string): Promise<unknown> {
+  try {
+    return await expr.evaluate(scope)
+  } catch (error) {
+    throw new ExpressionError(text, (error as Error).message)
+  }
+}
+
+function stringify(value: unknown): string {
+  if (value === undefined || value === null) return ''
+  if (typeof value === 'string') return value
+  if (typeof value === 'object') return JSON.stringify(value)
+  return String(value)
+}
+
+/** Resolves every `{{ }}` inside `value` (objects and arrays walked deeply) against `scope`. */
+export async function resolveTemplates(value: unknown, scope: object): Promise<unknown> {
+  if (typeof value === 'string') {
+    if (!value.includes('{{')) return value
+    const compiled = compileTemplate(value)
+    if (compiled.whole) return normalise(await evaluate(compiled.whole, scope, value))
+    let out = ''
+    for (const part of compiled.parts!) out += typeof part === 'string' ? part : stringify(await evaluate(part, scope, value))
+    return out
+  }
+  if (Array.isArray(value)) {
+    if (!hasExpression(value)) return value
+    return Promise.all(value.map((v) => resolveTemplates(v, scope)))
+  }
+  if (value && typeof value === 'object') {
+    if (!hasExpression(value)) return value
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) out[k] = await resolveTemplates(v, scope)
+    return out
+  }
+  return value
+}
+
+/** Evaluates a bare or `{{ }}`-wrapped expression to a value. */
+export async function evaluateExpression(text: string, scope: object): Promise<unknown> {
+  if (text.includes('{{')) return resolveTemplates(text, scope)
+  return normalise(await evaluate(compileExpression(text), scope, text))
+}
+
+export function isTruthy(value: unknown): boolean {
+  if (Array.isArray(value)) return value.length > 0
+  return Boolean(value)
+}
+
+// JSONata marks result sequences with extra properties; hand plain JSON values to the caller.
+function normalise(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(normalise)
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) !== Object.prototype) {
+    return JSON.parse(JSON.stringify(value))
+  }
+  return value
+}

@@ -1,0 +1,137 @@
+// Factories: `defineFactory` for typed ones, and plain objects whose methods are actions (the seed
+// passes instances). The registry is what validation and dispatch look actions up in.
+import { z, type ZodType } from 'zod'
+import { closest, distance } from 'fastest-levenshtein'
+import type { ActionDefinition, FactoryDefinition } from './interfaces.ts'
+
+export function defineFactory<const A extends Record<string, ActionDefinition>>(
+  definition: { name: string; description?: string; concurrency?: number; actions: A },
+): FactoryDefinition & { actions: A } {
+  return definition
+}
+
+/** Anything `registerFactory` accepts: a defined factory or an object whose methods are its actions. */
+export type FactoryLike = FactoryDefinition | object
+
+export interface RegisteredAction {
+  factory: string
+  name: string
+  definition: ActionDefinition
+  inputJsonSchema: Record<string, unknown>
+  outputJsonSchema: Record<string, unknown> | null
+}
+
+export interface RegisteredFactory {
+  name: string
+  description: string
+  concurrency?: number
+  actions: Map<string, RegisteredAction>
+}
+
+function isFactoryDefinition(value: object): value is FactoryDefinition {
+  const actions = (value as { actions?: unknown }).actions
+  return !!actions && typeof actions === 'object' && Object.values(actions).every(
+    (a) => a && typeof a === 'object' && typeof (a as { run?: unknown }).run === 'function',
+  )
+}
+
+/** Methods of an instance, walking its prototype chain (class instances keep methods there). */
+function methodsOf(object: object): Map<string, (...args: unknown[]) => unknown> {
+  const methods = new Map<string, (...args: unknown[]) => unknown>()
+  for (let o: object | null = object; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (const key of Object.getOwnPropertyNames(o)) {
+      if (key === 'constructor' || key.startsWith('_') || methods.has(key)) continue
+      const value = (object as Record<string, unknown>)[key]
+      if (typeof value === 'function') methods.set(key, (value as (...args: unknown[]) => unknown).bind(object))
+    }
+  }
+  return methods
+}
+
+function jsonSchemaOf(schema: ZodType | undefined): Record<string, unknown> | null {
+  if (!schema) return null
+  try {
+    return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>
+  } catch {
+    return { type: 'object' }
+  }
+}
+
+export function normaliseFactory(name: string, factory: FactoryLike): RegisteredFactory {
+  const actions = new Map<string, RegisteredAction>()
+  let description = ''
+  let concurrency: number | undefined
+  if (isFactoryDefinition(factory)) {
+    description = factory.description ?? ''
+    concurrency = factory.concurrency
+    for (const [actionName, definition] of Object.entries(factory.actions)) {
+      actions.set(actionName, {
+        factory: name,
+        name: actionName,
+        definition,
+        inputJsonSchema: jsonSchemaOf(definition.input) ?? { type: 'object' },
+        outputJsonSchema: jsonSchemaOf(definition.output),
+      })
+    }
+  } else {
+    description = typeof (factory as { description?: unknown }).description === 'string'
+      ? (factory as { description: string }).description
+      : ''
+    for (const [actionName, fn] of methodsOf(factory)) {
+      actions.set(actionName, {
+        factory: name,
+        name: actionName,
+        definition: { run: (input, ctx) => fn(input, ctx) },
+        inputJsonSchema: { type: 'object' },
+        outputJsonSchema: null,
+      })
+    }
+  }
+  if (actions.size === 0) throw new TypeError(`factory "${name}" has no actions`)
+  return { name, description, concurrency, actions }
+}
+
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  const list = [...candidates]
+  if (list.length === 0) return ''
+  const best = closest(name, list)
+  return distance(name, best) <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean "${best}"?)` : ''
+}
+
+export class FactoryRegistry {
+  private readonly factories = new Map<string, RegisteredFactory>()
+  private readonly listeners = new Set<(factory: RegisteredFactory) => void>()
+
+  register(name: string, factory: FactoryLike): RegisteredFactory {
+    if (!/^[A-Za-z_][\w-]*$/.test(name)) throw new TypeError(`factory name "${name}" must be an identifier`)
+    const registered = normaliseFactory(name, factory)
+    this.factories.set(name, registered)
+    for (const listener of this.listeners) listener(registered)
+    return registered
+  }
+
+  onRegister(listener: (factory: RegisteredFactory) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  get(name: string): RegisteredFactory | undefined {
+    return this.factories.get(name)
+  }
+
+  action(factory: string, action: string): RegisteredAction | undefined {
+    return this.factories.get(factory)?.actions.get(action)
+  }
+
+  has(name: string): boolean {
+    return this.factories.has(name)
+  }
+
+  names(): string[] {
+    return [...this.factories.keys()]
+  }
+
+  list(): RegisteredFactory[] {
+    return [...this.factories.values()]
+  }
+}

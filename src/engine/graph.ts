@@ -1,0 +1,150 @@
+// Turns a definition into the run graph: every step (nested groups flattened) keyed by a stable
+// path, with its dependencies resolved. Sequential levels chain steps n-1 → n; `dependsOn` always wins.
+import type { StepDefinition, ValidationIssue, WorkflowDefinition } from './interfaces.ts'
+import { didYouMean } from './factory.ts'
+
+export type NodeKind = 'action' | 'group'
+
+export interface GraphNode {
+  /** Full path: `analyze`, `publish.upload`. */
+  id: string
+  /** Path of the definition this node came from, for error messages: `steps[1].steps[0]`. */
+  path: string
+  kind: NodeKind
+  parent: string | null
+  def: StepDefinition
+  factory: string | null
+  action: string | null
+  deps: string[]
+  dependents: string[]
+  children: string[]
+  /** The node whose output is `previous` (the single dependency), if any. */
+  previous: string | null
+  /** Declaration order, used for stable ordering. */
+  order: number
+}
+
+export interface Graph {
+  nodes: Map<string, GraphNode>
+  /** Top-level nodes nothing depends on: their outputs form the default run output. */
+  leaves: string[]
+  /** Nodes in declaration order (parents before children). */
+  ordered: GraphNode[]
+}
+
+export function compileGraph(definition: WorkflowDefinition): { graph: Graph; issues: ValidationIssue[] } {
+  const issues: ValidationIssue[] = []
+  const nodes = new Map<string, GraphNode>()
+  const ordered: GraphNode[] = []
+  // Sibling scopes: explicit dependsOn resolves against siblings first, then against full paths.
+  const pendingDeps: { node: GraphNode; names: string[]; siblings: Map<string, string> }[] = []
+
+  const addLevel = (defs: StepDefinition[], parent: GraphNode | null, parallel: boolean, pathPrefix: string) => {
+    const siblings = new Map<string, string>()
+    const used = new Set(defs.map((d) => d.id).filter((id): id is string => !!id))
+    const levelNodes: GraphNode[] = []
+    defs.forEach((def, index) => {
+      const path = `${pathPrefix}steps[${index}]`
+      let local = def.id
+      if (!local) {
+        const base = def.action ?? `step_${index + 1}`
+        local = base
+        for (let n = 2; used.has(local) || siblings.has(local); n++) local = `${base}_${n}`
+        used.add(local)
+      } else if (siblings.has(local)) {
+        issues.push({ path: `${path}.id`, message: `duplicate step id "${local}"` })
+        return
+      }
+      const id = parent ? `${parent.id}.${local}` : local
+      const node: GraphNode = {
+        id,
+        path,
+        kind: def.steps ? 'group' : 'action',
+        parent: parent?.id ?? null,
+        def,
+        factory: def.factory ?? null,
+        action: def.action ?? null,
+        deps: [],
+        dependents: [],
+        children: [],
+        previous: null,
+        order: ordered.length,
+      }
+      siblings.set(local, id)
+      nodes.set(id, node)
+      ordered.push(node)
+      parent?.children.push(id)
+      if (def.dependsOn) pendingDeps.push({ node, names: def.dependsOn, siblings })
+      else if (!parallel && levelNodes.length > 0) {
+        const prev = levelNodes[levelNodes.length - 1]!
+        node.deps.push(prev.id)
+        node.previous = prev.id
+      }
+      levelNodes.push(node)
+      if (def.steps) addLevel(def.steps, node, def.parallel ?? false, `${path}.`)
+    })
+  }
+  addLevel(definition.steps, null, definition.parallel ?? false, '')
+
+  for (const { node, names, siblings } of pendingDeps) {
+    names.forEach((name, i) => {
+      const target = siblings.get(name) ?? (nodes.has(name) ? name : undefined)
+      const at = `${node.path}.dependsOn[${i}]`
+      if (!target) {
+        issues.push({ path: at, message: `unknown step "${name}"${didYouMean(name, [...siblings.keys(), ...nodes.keys()])}` })
+      } else if (target === node.id) {
+        issues.push({ path: at, message: `step "${node.id}" depends on itself (cycle ${node.id} → ${node.id})` })
+      } else if (target.startsWith(`${node.id}.`) || node.id.startsWith(`${target}.`)) {
+        issues.push({ path: at, message: `step "${node.id}" cannot depend on its own group or member "${target}"` })
+      } else if (!node.deps.includes(target)) node.deps.push(target)
+    })
+    if (node.deps.length === 1) node.previous = node.deps[0]!
+  }
+
+  for (const node of ordered) for (const dep of node.deps) nodes.get(dep)?.dependents.push(node.id)
+  const cycle = findCycle(nodes)
+  if (cycle) {
+    const at = nodes.get(cycle[0]!)!
+    issues.push({ path: `${at.path}.dependsOn`, message: `dependency cycle: ${cycle.join(' → ')}` })
+  }
+
+  // A top-level node is a leaf when no node outside its own subtree depends on it.
+  const topLevel = new Map<string, string>()
+  for (const n of ordered) topLevel.set(n.id, n.parent ? topLevel.get(n.parent)! : n.id)
+  const dependedOn = new Set<string>()
+  for (const n of ordered) for (const d of n.deps) if (topLevel.get(d) !== topLevel.get(n.id)) dependedOn.add(topLevel.get(d)!)
+  const leaves = ordered.filter((n) => n.parent === null && !dependedOn.has(n.id)).map((n) => n.id)
+  return { graph: { nodes, leaves, ordered }, issues }
+}
+
+/** A group settles after its children, so "group waits for child" counts as an edge too.
+ * Iterative depth-first search: a 100,000-step chain must not overflow the stack. */
+function findCycle(nodes: Map<string, GraphNode>): string[] | null {
+  const state = new Map<string, 1 | 2>() // 1 = on the path, 2 = done
+  for (const start of nodes.keys()) {
+    if (state.has(start)) continue
+    const path: string[] = []
+    const frames: { id: string; edges: string[]; next: number }[] = []
+    const push = (id: string) => {
+      const n = nodes.get(id)!
+      state.set(id, 1)
+      path.push(id)
+      frames.push({ id, edges: [...n.deps, ...n.children], next: 0 })
+    }
+    push(start)
+    while (frames.length > 0) {
+      const frame = frames[frames.length - 1]!
+      if (frame.next < frame.edges.length) {
+        const next = frame.edges[frame.next++]!
+        const s = state.get(next)
+        if (s === 1) return [...path.slice(path.indexOf(next)), next]
+        if (s === undefined) push(next)
+      } else {
+        frames.pop()
+        path.pop()
+        state.set(frame.id, 2)
+      }
+    }
+  }
+  return null
+}

@@ -1,0 +1,123 @@
+// Group commit. Every state change is queued with its event; one transaction per turn of the event
+// loop commits all of them, and only then are the events published and waiters told. A burst of
+// concurrent step transitions therefore costs one commit, not one each.
+import type { Connection } from '../db/connection.ts'
+import { insertEvent, type NewEvent } from '../db/sql/insertEvent.ts'
+import type { RunEvent } from './interfaces.ts'
+
+interface Entry {
+  apply?: () => void
+  event?: NewEvent
+  after?: () => void
+}
+
+export type CommitListener = (events: RunEvent[]) => void
+
+export class Journal {
+  private queue: Entry[] = []
+  private scheduled = false
+  private retryTimer: NodeJS.Timeout | undefined
+  private closed = false
+  /** Number of commits so far; tests read it to see that changes were batched. */
+  commits = 0
+  lastError: Error | undefined
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly onCommit: CommitListener,
+    private readonly onError: (error: Error) => void = () => {},
+  ) {}
+
+  /** Queues a state change (`apply` runs inside the commit's transaction) and its event. */
+  record(apply: (() => void) | undefined, event?: NewEvent, after?: () => void): void {
+    // After close, late results of abandoned actions are dropped: recovery redoes that work on the next start.
+    if (this.closed) return
+    this.queue.push({ apply, event, after })
+    this.schedule()
+  }
+
+  /** Runs `after` once everything queued so far is committed. */
+  afterCommit(after: () => void): void {
+    this.record(undefined, undefined, after)
+  }
+
+  get pending(): number {
+    return this.queue.length
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.retryTimer) return
+    this.scheduled = true
+    setImmediate(() => {
+      this.scheduled = false
+      this.flush()
+    })
+  }
+
+  /** Commits everything queued; returns false (and keeps the queue) when the database refused. */
+  flush(): boolean {
+    if (this.queue.length === 0) return true
+    const batch = this.queue
+    this.queue = []
+    let committed: RunEvent[]
+    try {
+      committed = this.commit(batch)
+    } catch (error) {
+      this.lastError = error as Error
+      this.onError(error as Error)
+      if (!isTransient(error)) {
+        // One bad change must not hold back the others: commit them one at a time, drop the bad one.
+        committed = []
+        for (const entry of batch) {
+          try {
+            committed.push(...this.commit([entry]))
+          } catch (e) {
+            this.onError(e as Error)
+          }
+        }
+      } else {
+        // Nothing of the batch was written (busy, disk full, I/O): put it back and try again shortly.
+        this.queue = batch.concat(this.queue)
+        if (!this.closed && !this.retryTimer) {
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined
+            this.flush()
+          }, 50)
+        }
+        return false
+      }
+    }
+    this.commits++
+    this.lastError = undefined
+    if (committed.length > 0) this.onCommit(committed)
+    for (const entry of batch) entry.after?.()
+    // Work queued by the callbacks goes in the next commit.
+    if (this.queue.length > 0) this.schedule()
+    return true
+  }
+
+  private commit(batch: Entry[]): RunEvent[] {
+    const committed: RunEvent[] = []
+    this.conn.transaction(() => {
+      for (const entry of batch) {
+        entry.apply?.()
+        if (entry.event) {
+          const seq = insertEvent(this.conn, entry.event)
+          committed.push({ ...entry.event, seq } as RunEvent)
+        }
+      }
+    })
+    return committed
+  }
+
+  close(): void {
+    this.flush()
+    this.closed = true
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+  }
+}
+
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code
+  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|PROTOCOL|NOMEM)/.test(code)
+}

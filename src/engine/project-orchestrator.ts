@@ -1,0 +1,156 @@
+// ProjectOrchestrator (the seed's main class): registers factories, creates and executes
+// workflows, tracks status and history. It composes a WorkflowManager and a FactoryCoordinator
+// on one database.
+import { openContext, closeContext, type EngineContext } from './context.ts'
+import { WorkflowManager } from './workflow-manager.ts'
+import { FactoryCoordinator, type StartOptions } from './factory-coordinator.ts'
+import { EventStream, type StreamOptions } from './events.ts'
+import type { EventFilter, RunEvent, RunResult, RunStatus, WorkflowDefinition } from './interfaces.ts'
+import type { FactoryLike, RegisteredFactory } from './factory.ts'
+import { NotFoundError } from './errors.ts'
+import { getLatestRun, getRun } from '../db/sql/getRun.ts'
+import { listEvents } from '../db/sql/listEvents.ts'
+import { upsertFactory } from '../db/sql/upsertFactory.ts'
+import type { Logger } from 'pino'
+
+export interface OrchestratorConfig {
+  /** SQLite file path; default ':memory:'. */
+  database?: string
+  workflow?: { maxParallel?: number }
+  coordinator?: { maxWorkers?: number }
+  logger?: Logger
+}
+
+export interface WorkflowStatusReport {
+  workflowId: string
+  name: string
+  /** Status of the latest run, or null when the workflow has never run. */
+  status: RunStatus | null
+  runId: string | null
+  output: unknown
+  error?: string
+  steps: RunResult['steps']
+}
+
+export class ProjectOrchestrator {
+  readonly context: EngineContext
+  /** The WorkflowManager on the same database. */
+  readonly workflows: WorkflowManager
+  readonly coordinator: FactoryCoordinator
+  private readonly streams = new Set<EventStream>()
+  private closed = false
+
+  constructor(config: OrchestratorConfig = {}) {
+    this.context = openContext({ database: config.database, logger: config.logger })
+    this.workflows = new WorkflowManager(this.context)
+    this.coordinator = new FactoryCoordinator(config.coordinator ?? {}, {
+      context: this.context,
+      manager: this.workflows,
+      maxParallel: config.workflow?.maxParallel,
+    })
+    // Resume unfinished runs once the caller has had a chance to register its factories.
+    setImmediate(() => {
+      if (!this.closed) this.coordinator.recover()
+    })
+  }
+
+  registerFactory(name: string, factory: FactoryLike): RegisteredFactory {
+    const registered = this.context.registry.register(name, factory)
+    upsertFactory(this.context.conn, registered)
+    return registered
+  }
+
+  /** Validates and stores a workflow; returns its id. Throws ValidationError with every issue. */
+  createWorkflow(name: string, definition: WorkflowDefinition | unknown): Promise<string> {
+    return this.workflows.create(name, definition)
+  }
+
+  /** Runs the workflow and settles with the run's result. */
+  async executeWorkflow(workflowId: string, input?: unknown, options: StartOptions = {}): Promise<RunResult> {
+    const { runId } = await this.startWorkflow(workflowId, input, options)
+    return this.waitForRun(runId)
+  }
+
+  /** Starts a run without waiting for it; resolves once the run is durably created. */
+  async startWorkflow(workflowId: string, input?: unknown, options: StartOptions = {}): Promise<{ runId: string }> {
+    const { runId } = await this.coordinator.start(workflowId, input, options)
+    return { runId }
+  }
+
+  waitForRun(runId: string): Promise<RunResult> {
+    return this.coordinator.wait(runId)
+  }
+
+  async getRun(runId: string): Promise<RunResult> {
+    return this.coordinator.readResult(runId)
+  }
+
+  cancelRun(runId: string): Promise<RunResult> {
+    return this.coordinator.cancel(runId)
+  }
+
+  /** Status of the workflow's latest run (the seed's get_workflow_status). */
+  async getWorkflowStatus(workflowId: string): Promise<WorkflowStatusReport> {
+    const workflow = this.workflows.get(workflowId)
+    if (!workflow) throw new NotFoundError(`workflow ${workflowId} not found`)
+    const latest = getLatestRun(this.context.conn, workflowId)
+    if (!latest) return { workflowId, name: workflow.name, status: null, runId: null, output: null, steps: {} }
+    const result = this.coordinator.readResult(latest.id)
+    return { ...result, workflowId, name: workflow.name }
+  }
+
+  /** The run's events in seq order (its audit history). */
+  async getHistory(runId: string, options: { after?: number; limit?: number } = {}): Promise<RunEvent[]> {
+    if (!getRun(this.context.conn, runId)) throw new NotFoundError(`run ${runId} not found`)
+    const out: RunEvent[] = []
+    let after = options.after ?? 0
+    const limit = options.limit ?? Number.POSITIVE_INFINITY
+    while (out.length < limit) {
+      const page = listEvents(this.context.conn, { runId, afterSeq: after, limit: Math.min(5000, limit - out.length) })
+      out.push(...(page as RunEvent[]))
+      if (page.length === 0) break
+      after = page[page.length - 1]!.seq
+    }
+    return out
+  }
+
+  /** An async iterator over events matching `filter`: the backlog after `after`, then live ones. */
+  events(filter: EventFilter = {}, options: StreamOptions = {}): EventStream {
+    const stream = new EventStream(this.context.conn, this.context.bus, filter, options)
+    this.streams.add(stream)
+    return stream
+  }
+
+  /**
+   * Calls `listener` for every event committed from now on that matches `filter`, in seq order.
+   * An async listener is awaited before the next event; while it is slow, events wait in a bounded
+   * buffer and then in the database, never in the engine. Returns a function that unsubscribes.
+   */
+  subscribe(filter: EventFilter, listener: (event: RunEvent) => unknown, options: StreamOptions = {}): () => void {
+    const stream = this.events(filter, { after: 'HEAD', ...options })
+    void (async () => {
+      for await (const event of stream) {
+        try {
+          await listener(event)
+        } catch (error) {
+          this.context.logger.warn({ err: error }, 'event listener threw')
+        }
+      }
+      this.streams.delete(stream)
+    })()
+    return () => {
+      stream.close()
+      this.streams.delete(stream)
+    }
+  }
+
+  /** Graceful stop: waits up to `drainMs` for running actions, leaves the database consistent. */
+  async close(options: { drainMs?: number } = {}): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const stream of this.streams) stream.close()
+    this.streams.clear()
+    await this.coordinator.close(options)
+    closeContext(this.context)
+  }
+}

@@ -1,0 +1,688 @@
+// One run in flight: its step graph, what is ready, what runs, and every transition, each recorded
+// through the journal with its event. Event-driven: a settling step makes its dependents ready and
+// they are dispatched at once, no polling.
+import type { StepRow } from '../db/schema.ts'
+import { setRunStatus } from '../db/sql/setRunStatus.ts'
+import { markStepReady } from '../db/sql/markStepReady.ts'
+import { startGroupStep, startStepAttempt } from '../db/sql/startStepAttempt.ts'
+import { finishStepAttempt } from '../db/sql/finishStepAttempt.ts'
+import { settleStep } from '../db/sql/settleStep.ts'
+import { scheduleStepRetry } from '../db/sql/scheduleStepRetry.ts'
+import type { NewEvent } from '../db/sql/insertEvent.ts'
+import type { ActionContext, EventType, RunResult, RunStatus, StepStatus, WorkflowDefinition } from './interfaces.ts'
+import type { Graph, GraphNode } from './graph.ts'
+import type { RegisteredAction } from './factory.ts'
+import type { Pool, Waiter } from './pools.ts'
+import type { ExecutionHost } from './execution-host.ts'
+import { assertRunTransition, assertStepTransition, SETTLED_STEP_STATUSES } from './states.ts'
+import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from './expressions.ts'
+import { backoffDelay, resolveRetry } from './retry.ts'
+import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, TimeoutError } from './errors.ts'
+import { summarize, toJson } from './summary.ts'
+
+interface StepState {
+  node: GraphNode
+  status: StepStatus
+  attempts: number
+  output: unknown
+  error: string | undefined
+  /** Dependencies not settled yet. */
+  remaining: number
+  /** Members of a group not settled yet. */
+  childrenLeft: number
+  /** A dependency failed (or was skipped because of a failure): this step will be skipped. */
+  upstreamFailed: boolean
+  /** A member of this group failed. */
+  memberFailed: boolean
+  params: Record<string, unknown> | undefined
+  preparing: boolean
+  controller?: AbortController
+  timer?: NodeJS.Timeout
+  held?: Pool[]
+  waiter?: Waiter
+  /** Bumped when an attempt ends: a late result of an abandoned attempt is ignored. */
+  token: number
+  startedAt?: number
+}
+
+export interface RunSpec {
+  id: string
+  workflowId: string
+  workflowName: string
+  workflowVersion: number
+  definition: WorkflowDefinition
+  graph: Graph
+  input: unknown
+  boundParams: Record<string, unknown> | undefined
+  deadlineAt: number | null
+}
+
+export class RunExecution {
+  status: RunStatus
+  readonly id: string
+  private readonly states = new Map<string, StepState>()
+  /** `steps.<id>` in expressions. */
+  private readonly stepScope: Record<string, { output: unknown; status: StepStatus; error: string | null; attempts: number }> = {}
+  /** `ctx.steps`: outputs of succeeded steps. */
+  private readonly outputs: Record<string, unknown> = {}
+  private readonly baseScope: Record<string, unknown>
+  private unsettled = 0
+  private inFlight = 0
+  private stopping: { status: RunStatus; error?: string } | undefined
+  private finalizing = false
+  private completed = 0
+  private runPool: Pool
+  private deadlineTimer: NodeJS.Timeout | undefined
+  private abandoned = false
+  readonly finished: Promise<RunResult>
+  private resolveFinished!: (result: RunResult) => void
+
+  constructor(private readonly host: ExecutionHost, readonly spec: RunSpec, status: RunStatus) {
+    this.id = spec.id
+    this.status = status
+    this.finished = new Promise((resolve) => (this.resolveFinished = resolve))
+    const maxParallel = spec.definition.maxParallel ?? host.defaultMaxParallel
+    this.runPool = host.pools.pool(`run:${spec.id}`, maxParallel ?? Number.POSITIVE_INFINITY)
+    this.baseScope = {
+      input: spec.input,
+      params: spec.boundParams ?? {},
+      steps: this.stepScope,
+      run: { id: spec.id },
+      workflow: { id: spec.workflowId, name: spec.workflowName, version: spec.workflowVersion },
+    }
+    for (const node of spec.graph.ordered) {
+      this.states.set(node.id, {
+        node, status: 'PENDING', attempts: 0, output: undefined, error: undefined, remaining: node.deps.length,
+        childrenLeft: node.children.length, upstreamFailed: false, memberFailed: false, params: undefined,
+        preparing: false, token: 0,
+      })
+    }
+    this.unsettled = this.states.size
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Starts a new run (its RUN_CREATED is already queued). */
+  begin(): void {
+    this.transitionRun('RUNNING', 'RUN_STARTED', {}, { started: true })
+    this.armDeadline()
+    for (const state of this.states.values()) this.maybeActivate(state)
+  }
+
+  /** Resumes a run a previous process left unfinished, from its step rows. */
+  resume(rows: StepRow[]): void {
+    let maxOrder = 0
+    for (const row of rows) {
+      const state = this.states.get(row.stepId)
+      if (!state) continue
+      state.attempts = row.attempts
+      state.status = row.status as StepStatus
+      state.params = (row.params as Record<string, unknown> | null) ?? undefined
+      if (row.completedOrder) maxOrder = Math.max(maxOrder, row.completedOrder)
+      if (SETTLED_STEP_STATUSES.has(state.status)) {
+        state.output = row.output ?? undefined
+        state.error = row.error ?? undefined
+        // A SKIPPED step with an error was skipped because something upstream failed.
+        state.upstreamFailed = state.status === 'SKIPPED' && !!row.error
+        this.noteSettled(state)
+      }
+    }
+    this.completed = maxOrder
+    // Settled steps release their dependents' counters and their groups' member counters.
+    for (const state of this.states.values()) {
+      if (!SETTLED_STEP_STATUSES.has(state.status)) continue
+      this.unsettled--
+      const hard = this.failedHard(state)
+      for (const id of state.node.dependents) {
+        const d = this.states.get(id)!
+        d.remaining--
+        if (hard) d.upstreamFailed = true
+      }
+      if (state.node.parent) {
+        const parent = this.states.get(state.node.parent)!
+        parent.childrenLeft--
+        if (hard) parent.memberFailed = true
+      }
+    }
+    if (this.status === 'PENDING') this.transitionRun('RUNNING', 'RUN_STARTED', {}, { started: true })
+    this.armDeadline()
+    for (const state of this.states.values()) {
+      switch (state.status) {
+        case 'RUNNING':
+          if (state.node.kind === 'group') {
+            if (state.childrenLeft === 0) this.settleGroup(state)
+            else for (const id of state.node.children) this.maybeActivate(this.states.get(id)!)
+          } else {
+            // Interrupted mid-attempt: at-least-once, run it again as a new attempt.
+            const attempt = state.attempts
+            this.host.journal.record(() =>
+              finishStepAttempt(this.host.conn, {
+                runId: this.id, stepId: state.node.id, attempt, status: 'INTERRUPTED',
+                error: 'the process stopped during this attempt', at: Date.now(),
+              }),
+            )
+            this.enqueue(state, true)
+          }
+          break
+        case 'READY':
+          this.enqueue(state, true)
+          break
+        case 'RETRY_SCHEDULED': {
+          const row = rows.find((r) => r.stepId === state.node.id)
+          this.armRetry(state, Math.max(0, (row?.wakeAt ?? Date.now()) - Date.now()))
+          break
+        }
+        case 'PENDING':
+          this.maybeActivate(state)
+          break
+        default:
+          break
+      }
+    }
+    this.checkDone()
+  }
+
+  /** Cancels (or times out) the run: aborts running actions, settles everything. */
+  cancel(status: 'CANCELLED' | 'TIMED_OUT' = 'CANCELLED', reason?: string): void {
+    if (this.finalizing || (this.status !== 'RUNNING' && this.status !== 'PAUSED' && this.status !== 'PENDING')) {
+      throw new ConflictError(`run ${this.id} is ${this.status} and cannot be cancelled`)
+    }
+    const error = reason ?? (status === 'TIMED_OUT' ? 'run timed out' : 'run cancelled')
+    this.stopping = { status, error }
+    for (const state of this.states.values()) {
+      if (state.status !== 'RUNNING' || state.node.kind !== 'action') continue
+      state.controller?.abort(status === 'TIMED_OUT' ? new TimeoutError(error) : new CancelledError(error))
+      const attempt = state.attempts
+      this.endAttempt(state)
+      this.host.journal.record(() =>
+        finishStepAttempt(this.host.conn, {
+          runId: this.id, stepId: state.node.id, attempt, status: 'CANCELLED', error, at: Date.now(),
+        }),
+      )
+    }
+    this.finalize(status, error)
+  }
+
+  /** Stops all activity without recording anything (shutdown): the next start resumes the run. */
+  abandon(reason: Error): void {
+    this.abandoned = true
+    clearTimeout(this.deadlineTimer)
+    for (const state of this.states.values()) {
+      clearTimeout(state.timer)
+      if (state.waiter) state.waiter.cancelled = true
+      if (state.status === 'RUNNING' && state.controller) {
+        state.controller.abort(reason)
+        this.endAttempt(state)
+      }
+    }
+    this.host.pools.drop(this.runPool.name)
+  }
+
+  get activeActions(): number {
+    return this.inFlight
+  }
+
+  // ---------------------------------------------------------------- activation
+
+  private maybeActivate(state: StepState): void {
+    if (state.status !== 'PENDING' || state.preparing || state.remaining > 0) return
+    const parent = state.node.parent ? this.states.get(state.node.parent)! : undefined
+    if (parent && parent.status !== 'RUNNING') return
+    if (!this.active) return
+    if (state.upstreamFailed) {
+      this.settle(state, 'SKIPPED', { error: 'skipped: a step it depends on failed', upstreamFailed: true })
+      return
+    }
+    const def = state.node.def
+    if (def.when === false) {
+      this.settle(state, 'SKIPPED', { reason: 'when is false' })
+      return
+    }
+    const rawParams = def.params ?? this.spec.boundParams ?? {}
+    if (typeof def.when !== 'string' && !hasExpression(rawParams)) {
+      this.activate(state, rawParams)
+      return
+    }
+    state.preparing = true
+    void this.prepare(state, rawParams)
+  }
+
+  /** Evaluates `when` and `{{ }}` params, which JSONata does asynchronously. */
+  private async prepare(state: StepState, rawParams: Record<string, unknown>): Promise<void> {
+    const scope = this.scopeFor(state)
+    let params: Record<string, unknown>
+    try {
+      if (typeof state.node.def.when === 'string') {
+        const go = isTruthy(await evaluateExpression(state.node.def.when, scope))
+        if (!go) {
+          state.preparing = false
+          if (state.status === 'PENDING' && this.active) this.settle(state, 'SKIPPED', { reason: 'when is false' })
+          return
+        }
+      }
+      params = (await resolveTemplates(rawParams, scope)) as Record<string, unknown>
+    } catch (error) {
+      state.preparing = false
+      if (state.status === 'PENDING' && this.active) this.fail(state, `params: ${errorMessage(error)}`, false)
+      return
+    }
+    state.preparing = false
+    if (state.status === 'PENDING' && this.active) this.activate(state, params)
+  }
+
+  private activate(state: StepState, params: Record<string, unknown>): void {
+    if (state.node.kind === 'group') {
+      this.startGroup(state)
+      return
+    }
+    state.params = params
+    this.enqueue(state, false)
+  }
+
+  private startGroup(state: StepState): void {
+    assertStepTransition(state.node.id, state.status, 'RUNNING')
+    state.status = 'RUNNING'
+    state.startedAt = Date.now()
+    const at = state.startedAt
+    this.record(() => startGroupStep(this.host.conn, this.id, state.node.id, at), 'STEP_STARTED', state, { group: true })
+    if (state.childrenLeft === 0) this.settleGroup(state)
+    else for (const id of state.node.children) this.maybeActivate(this.states.get(id)!)
+  }
+
+  /** READY: waits for a slot of every pool the step needs, then starts an attempt. */
+  private enqueue(state: StepState, recovered: boolean): void {
+    const action = this.actionOf(state)
+    if (!recovered) assertStepTransition(state.node.id, state.status, 'READY')
+    state.status = 'READY'
+    const params = state.params ?? {}
+    this.record(() => markStepReady(this.host.conn, this.id, state.node.id, params), 'STEP_READY', state, recovered ? { recovered: true } : {})
+    if (!action) {
+      // Only possible on recovery before the factory is registered again: wait for it.
+      this.host.awaitFactory(state.node.factory!, () => this.enqueueRegistered(state))
+      return
+    }
+    this.acquire(state, action)
+  }
+
+  private enqueueRegistered(state: StepState): void {
+    const action = this.actionOf(state)
+    if (state.status === 'READY' && this.active && action) this.acquire(state, action)
+  }
+
+  private acquire(state: StepState, action: RegisteredAction): void {
+    const pools = [this.host.globalPool, this.runPool, ...this.host.actionPools(action)]
+    for (let p = state.node.parent; p; p = this.states.get(p)!.node.parent) {
+      const maxParallel = this.states.get(p)!.node.def.maxParallel
+      if (maxParallel) pools.push(this.host.pools.pool(`group:${this.id}:${p}`, maxParallel))
+    }
+    const waiter: Waiter = { pools, start: () => this.startAttempt(state, action, pools) }
+    state.waiter = waiter
+    this.host.pools.acquire(waiter)
+  }
+
+  // ---------------------------------------------------------------- attempts
+
+  private startAttempt(state: StepState, action: RegisteredAction, pools: Pool[]): void {
+    state.waiter = undefined
+    if (state.status !== 'READY' || !this.active) {
+      this.host.pools.release(pools)
+      return
+    }
+    const attempt = ++state.attempts
+    state.status = 'RUNNING'
+    state.held = pools
+    state.startedAt = Date.now()
+    const token = state.token
+    const rawParams = state.params ?? {}
+    this.record(
+      () => startStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, params: rawParams, at: state.startedAt! }),
+      'STEP_STARTED',
+      state,
+      { params: summarize(rawParams) },
+    )
+    this.inFlight++
+    const controller = new AbortController()
+    state.controller = controller
+    const timeoutMs = state.node.def.timeoutMs ?? action.definition.timeoutMs ?? this.spec.definition.stepTimeoutMs
+    if (timeoutMs) {
+      state.timer = setTimeout(() => {
+        if (state.token !== token || state.status !== 'RUNNING') return
+        const error = new TimeoutError(`step ${state.node.id} timed out after ${timeoutMs} ms`)
+        controller.abort(error)
+        this.endAttempt(state)
+        this.attemptFailed(state, action, error)
+      }, timeoutMs)
+    }
+
+    const parsed = action.definition.input ? action.definition.input.safeParse(rawParams) : { success: true as const, data: rawParams }
+    if (!parsed.success) {
+      this.endAttempt(state)
+      const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; ')
+      this.attemptFailed(state, action, new NonRetryableError(`invalid params: ${detail}`))
+      return
+    }
+    const ctx = this.contextFor(state, attempt, controller.signal, token, parsed.data as Record<string, unknown>)
+    let promise: Promise<unknown>
+    try {
+      promise = Promise.resolve(action.definition.run(parsed.data, ctx))
+    } catch (error) {
+      promise = Promise.reject(error)
+    }
+    promise.then(
+      (output) => {
+        if (state.token !== token || state.status !== 'RUNNING') return
+        this.endAttempt(state)
+        this.attemptSucceeded(state, action, output)
+      },
+      (error) => {
+        if (state.token !== token || state.status !== 'RUNNING') return
+        this.endAttempt(state)
+        this.attemptFailed(state, action, error)
+      },
+    )
+  }
+
+  /** Frees what an attempt held; late results of it are ignored from now on. */
+  private endAttempt(state: StepState): void {
+    state.token++
+    clearTimeout(state.timer)
+    state.timer = undefined
+    state.controller = undefined
+    if (state.held) {
+      const held = state.held
+      state.held = undefined
+      this.inFlight--
+      this.host.pools.release(held)
+    }
+  }
+
+  private attemptSucceeded(state: StepState, action: RegisteredAction, raw: unknown): void {
+    let output: unknown
+    try {
+      output = toJson(action.definition.output ? action.definition.output.parse(raw) : raw)
+    } catch (error) {
+      this.attemptFailed(state, action, new NonRetryableError(`output does not match the action's schema: ${errorMessage(error)}`))
+      return
+    }
+    const attempt = state.attempts
+    const at = Date.now()
+    this.host.journal.record(() =>
+      finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, at }),
+    )
+    this.settle(state, 'SUCCEEDED', { output })
+  }
+
+  private attemptFailed(state: StepState, action: RegisteredAction, error: unknown): void {
+    const message = errorMessage(error)
+    const attempt = state.attempts
+    const at = Date.now()
+    this.host.journal.record(() =>
+      finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'FAILED', error: message, at }),
+    )
+    const policy = resolveRetry(state.node.def.retry, action.definition.retry, this.spec.definition.retry)
+    if (isRetryable(error) && attempt < policy.maxAttempts && this.active) {
+      const delayMs = backoffDelay(policy, attempt)
+      const wakeAt = Date.now() + delayMs
+      assertStepTransition(state.node.id, state.status, 'RETRY_SCHEDULED')
+      state.status = 'RETRY_SCHEDULED'
+      state.error = message
+      this.record(() => scheduleStepRetry(this.host.conn, this.id, state.node.id, wakeAt, message), 'STEP_RETRY_SCHEDULED', state, {
+        error: message, delayMs, nextAttempt: attempt + 1, wakeAt,
+      })
+      this.armRetry(state, delayMs)
+      return
+    }
+    this.fail(state, message, isRetryable(error))
+  }
+
+  private armRetry(state: StepState, delayMs: number): void {
+    state.timer = setTimeout(() => {
+      state.timer = undefined
+      if (state.status !== 'RETRY_SCHEDULED' || !this.active) return
+      this.enqueue(state, false)
+    }, delayMs)
+  }
+
+  private contextFor(state: StepState, attempt: number, signal: AbortSignal, token: number, params: Record<string, unknown>): ActionContext {
+    const stepId = state.node.id
+    const live = () => state.token === token && state.status === 'RUNNING'
+    return {
+      runId: this.id,
+      workflowId: this.spec.workflowId,
+      stepId,
+      attempt,
+      signal,
+      idempotencyKey: `${this.id}:${stepId}`,
+      steps: this.outputs,
+      previous: state.node.previous ? this.outputs[state.node.previous] : undefined,
+      input: this.spec.input,
+      params,
+      progress: (fraction: number, message?: string) => {
+        if (!live()) return
+        const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
+        this.record(undefined, 'STEP_PROGRESS', state, { fraction: f, message: message ?? null })
+      },
+      log: (message: string, data?: unknown) => {
+        if (!live()) return
+        this.record(undefined, 'STEP_LOG', state, { message: String(message), data: summarize(data) })
+      },
+    }
+  }
+
+  // ---------------------------------------------------------------- settling
+
+  private fail(state: StepState, error: string, retryable: boolean): void {
+    this.settle(state, 'FAILED', { error, retryable })
+  }
+
+  private settle(
+    state: StepState,
+    status: 'SUCCEEDED' | 'FAILED' | 'SKIPPED' | 'CANCELLED',
+    extra: { output?: unknown; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean },
+  ): void {
+    assertStepTransition(state.node.id, state.status, status)
+    clearTimeout(state.timer)
+    state.timer = undefined
+    if (state.waiter) state.waiter.cancelled = true
+    state.status = status
+    state.output = extra.output
+    state.error = extra.error
+    if (extra.upstreamFailed) state.upstreamFailed = true
+    const at = Date.now()
+    const order = status === 'SUCCEEDED' ? ++this.completed : null
+    const payload: Record<string, unknown> = {}
+    if (status === 'SUCCEEDED') payload.output = summarize(extra.output)
+    if (extra.error !== undefined) payload.error = extra.error
+    if (extra.reason !== undefined) payload.reason = extra.reason
+    if (extra.retryable !== undefined) payload.retryable = extra.retryable
+    if (state.startedAt) payload.durationMs = at - state.startedAt
+    const type = `STEP_${status}` as EventType
+    this.record(
+      () => settleStep(this.host.conn, {
+        runId: this.id, stepId: state.node.id, status, output: extra.output, error: extra.error ?? null, at, completedOrder: order,
+      }),
+      type,
+      state,
+      payload,
+    )
+    this.noteSettled(state)
+    this.unsettled--
+    if (this.finalizing) return
+    this.propagate(state)
+    this.checkDone()
+  }
+
+  private noteSettled(state: StepState): void {
+    this.stepScope[state.node.id] = {
+      output: state.output ?? null, status: state.status, error: state.error ?? null, attempts: state.attempts,
+    }
+    if (state.status === 'SUCCEEDED') this.outputs[state.node.id] = state.output
+  }
+
+  /** Failed (not continueOnError), cancelled, or skipped because of a failure upstream. */
+  private failedHard(state: StepState): boolean {
+    if (state.status === 'FAILED') return !state.node.def.continueOnError
+    if (state.status === 'CANCELLED') return true
+    return state.status === 'SKIPPED' && state.upstreamFailed
+  }
+
+  private propagate(state: StepState): void {
+    const hard = this.failedHard(state)
+    if (hard && state.status === 'FAILED') {
+      const onFailure = this.spec.definition.onFailure ?? 'fail'
+      if (onFailure !== 'continue') this.stop('FAILED', `step ${state.node.id} failed: ${state.error}`)
+    }
+    for (const id of state.node.dependents) {
+      const d = this.states.get(id)!
+      d.remaining--
+      if (hard) d.upstreamFailed = true
+      this.maybeActivate(d)
+    }
+    if (state.node.parent) {
+      const parent = this.states.get(state.node.parent)!
+      parent.childrenLeft--
+      if (hard) parent.memberFailed = true
+      if (parent.childrenLeft === 0 && parent.status === 'RUNNING') this.settleGroup(parent)
+    }
+  }
+
+  private settleGroup(state: StepState): void {
+    const output: Record<string, unknown> = {}
+    for (const id of state.node.children) {
+      const child = this.states.get(id)!
+      output[id.slice(state.node.id.length + 1)] = child.output ?? null
+    }
+    if (state.memberFailed) {
+      const failed = state.node.children.filter((id) => this.failedHard(this.states.get(id)!))
+      this.settle(state, 'FAILED', { error: `member step(s) failed: ${failed.join(', ')}`, output })
+    } else this.settle(state, 'SUCCEEDED', { output })
+  }
+
+  /** Stop dispatching; the run ends with `status` once running actions have finished. */
+  private stop(status: RunStatus, error: string): void {
+    if (this.stopping) return
+    this.stopping = { status, error }
+    for (const state of this.states.values()) {
+      if (state.status === 'READY' || state.status === 'RETRY_SCHEDULED') {
+        this.settle(state, 'CANCELLED', { reason: error })
+      }
+    }
+  }
+
+  private checkDone(): void {
+    if (this.finalizing || this.abandoned) return
+    if (this.stopping) {
+      if (this.inFlight === 0 && !this.anyPreparing()) this.finalize(this.stopping.status, this.stopping.error)
+      return
+    }
+    if (this.unsettled > 0) return
+    const failed = [...this.states.values()].filter((s) => s.status === 'FAILED' && !s.node.def.continueOnError)
+    if (failed.length > 0) this.finalize('FAILED', `step(s) failed: ${failed.map((s) => s.node.id).join(', ')}`)
+    else this.finalize('SUCCEEDED')
+  }
+
+  private anyPreparing(): boolean {
+    for (const s of this.states.values()) if (s.preparing) return true
+    return false
+  }
+
+  private finalize(status: RunStatus, error?: string): void {
+    if (this.finalizing) return
+    this.finalizing = true
+    clearTimeout(this.deadlineTimer)
+    for (const state of this.states.values()) {
+      if (SETTLED_STEP_STATUSES.has(state.status)) continue
+      state.preparing = false
+      this.settle(state, 'CANCELLED', { reason: error ?? status })
+    }
+    if (status === 'SUCCEEDED') void this.finishWithOutput()
+    else this.transitionRun(status, `RUN_${status}` as EventType, { error }, { finished: true, error: error ?? null }, true)
+  }
+
+  private async finishWithOutput(): Promise<void> {
+    let output: unknown
+    try {
+      const expr = this.spec.definition.output
+      if (expr === undefined) {
+        const leaves: Record<string, unknown> = {}
+        for (const id of this.spec.graph.leaves) leaves[id] = this.states.get(id)!.output ?? null
+        output = leaves
+      } else {
+        output = toJson(await resolveTemplates(expr, this.baseScope))
+      }
+    } catch (error) {
+      const message = `output: ${errorMessage(error)}`
+      this.transitionRun('FAILED', 'RUN_FAILED', { error: message }, { finished: true, error: message }, true)
+      return
+    }
+    if (this.abandoned) return
+    this.transitionRun('SUCCEEDED', 'RUN_SUCCEEDED', { output: summarize(output) }, { finished: true, output }, true)
+  }
+
+  private transitionRun(
+    status: RunStatus,
+    type: EventType,
+    payload: Record<string, unknown>,
+    change: { started?: boolean; finished?: boolean; output?: unknown; error?: string | null },
+    terminal = false,
+  ): void {
+    if (this.abandoned) return
+    assertRunTransition(this.id, this.status, status)
+    this.status = status
+    const at = Date.now()
+    this.host.journal.record(
+      () => setRunStatus(this.host.conn, { runId: this.id, status, at, ...change }),
+      this.event(type, null, payload, status),
+      terminal ? () => this.onCommittedTerminal() : undefined,
+    )
+  }
+
+  private onCommittedTerminal(): void {
+    this.host.pools.drop(this.runPool.name)
+    this.host.onFinished(this)
+    this.resolveFinished(this.host.readResult(this.id))
+  }
+
+  private armDeadline(): void {
+    if (!this.spec.deadlineAt) return
+    const ms = Math.max(0, this.spec.deadlineAt - Date.now())
+    this.deadlineTimer = setTimeout(() => {
+      if (this.active || this.status === 'PAUSED') {
+        const limit = this.spec.definition.timeoutMs
+        this.cancel('TIMED_OUT', `run timed out after ${limit} ms`)
+      }
+    }, ms)
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private get active(): boolean {
+    return this.status === 'RUNNING' && !this.stopping && !this.finalizing && !this.abandoned
+  }
+
+  private actionOf(state: StepState): RegisteredAction | undefined {
+    return this.host.registry.action(state.node.factory!, state.node.action!)
+  }
+
+  private scopeFor(state: StepState): Record<string, unknown> {
+    return { ...this.baseScope, previous: state.node.previous ? this.outputs[state.node.previous] ?? null : null }
+  }
+
+  private event(type: EventType, state: StepState | null, payload: unknown, status?: string): NewEvent {
+    return {
+      type,
+      runId: this.id,
+      workflowId: this.spec.workflowId,
+      stepId: state?.node.id ?? null,
+      attempt: state && state.node.kind === 'action' ? state.attempts || null : null,
+      status: status ?? state?.status ?? null,
+      at: Date.now(),
+      payload,
+    }
+  }
+
+  private record(apply: (() => void) | undefined, type: EventType, state: StepState, payload: unknown = {}): void {
+    if (this.abandoned) return
+    this.host.journal.record(apply, this.event(type, state, payload))
+  }
+}

@@ -1,0 +1,112 @@
+// Validation of a definition before anything is stored. Every problem is reported at once, each
+// with a path: shape, ids, dependencies and cycles, factories and actions (with a did-you-mean),
+// expressions, and literal params against the action's input schema.
+import type { ZodType } from 'zod'
+import type { ValidationIssue, ValidationResult, WorkflowDefinition } from './interfaces.ts'
+import { workflowSchema, formatPath } from './definition.ts'
+import { compileGraph, type Graph } from './graph.ts'
+import { bareExpressionIssue, expressionIssues, hasExpression } from './expressions.ts'
+import { didYouMean, type FactoryRegistry } from './factory.ts'
+import { inputIssues } from './run-input.ts'
+
+export interface ValidateOptions {
+  /** Without a registry, factory and action names are not checked (a stand-alone WorkflowManager). */
+  registry?: FactoryRegistry
+  /** Templates bind params later: steps without params are not checked against their schema yet. */
+  paramsBoundLater?: boolean
+  /** Params bound by createFromTemplate, given to every step that has none. */
+  boundParams?: Record<string, unknown>
+}
+
+export interface Validated {
+  result: ValidationResult
+  definition?: WorkflowDefinition
+  graph?: Graph
+}
+
+export function validateDefinition(input: unknown, options: ValidateOptions = {}): Validated {
+  const parsed = workflowSchema.safeParse(input)
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }))
+    return { result: { valid: false, issues } }
+  }
+  const definition = parsed.data
+  const { graph, issues } = compileGraph(definition)
+  const { registry } = options
+
+  if (definition.factories && registry) {
+    definition.factories.forEach((name, i) => {
+      if (!registry.has(name)) {
+        issues.push({ path: `factories[${i}]`, message: `unknown factory "${name}"${didYouMean(name, registry.names())}` })
+      }
+    })
+  }
+  if (definition.input) issues.push(...inputIssues(definition.input))
+  issues.push(...expressionIssues(definition.output, 'output'))
+
+  for (const node of graph.ordered) {
+    const def = node.def
+    const at = node.path
+    if (def.template !== undefined || def.workflow !== undefined) {
+      issues.push({ path: at, message: 'sub-workflow steps (template / workflow) are not supported yet' })
+      continue
+    }
+    if (def.forEach !== undefined) {
+      issues.push({ path: `${at}.forEach`, message: 'forEach is not supported yet' })
+    }
+    if (node.kind === 'group') {
+      if (def.factory || def.action) issues.push({ path: at, message: 'a step has either factory/action or nested steps, not both' })
+    } else if (!def.factory || !def.action) {
+      issues.push({ path: at, message: 'a step needs "factory" and "action" (or nested "steps")' })
+    }
+    if (typeof def.when === 'string') {
+      const problem = bareExpressionIssue(def.when)
+      if (problem) issues.push({ path: `${at}.when`, message: problem })
+    }
+    issues.push(...expressionIssues(def.params, `${at}.params`))
+    if (node.kind !== 'action' || !def.factory || !def.action) continue
+
+    if (definition.factories && !definition.factories.includes(def.factory)) {
+      issues.push({ path: `${at}.factory`, message: `factory "${def.factory}" is not listed in "factories"` })
+    }
+    if (!registry) continue
+    const factory = registry.get(def.factory)
+    if (!factory) {
+      issues.push({ path: `${at}.factory`, message: `unknown factory "${def.factory}"${didYouMean(def.factory, registry.names())}` })
+      continue
+    }
+    const action = factory.actions.get(def.action)
+    if (!action) {
+      issues.push({
+        path: `${at}.action`,
+        message: `factory "${def.factory}" has no action "${def.action}"${didYouMean(def.action, factory.actions.keys())}`,
+      })
+      continue
+    }
+    const schema = action.definition.input
+    if (!schema) continue
+    const params = def.params ?? options.boundParams
+    if (params === undefined && options.paramsBoundLater) continue
+    issues.push(...literalParamIssues(schema, params ?? {}, `${at}.params`))
+  }
+  const result = { valid: issues.length === 0, issues }
+  return result.valid ? { result, definition, graph } : { result }
+}
+
+/** Params that hold no expression are checked whole; otherwise each literal top-level field alone. */
+function literalParamIssues(schema: ZodType, params: Record<string, unknown>, path: string): ValidationIssue[] {
+  if (!hasExpression(params)) {
+    const r = schema.safeParse(params)
+    return r.success ? [] : r.error.issues.map((i) => ({ path: formatPath(i.path, path), message: i.message }))
+  }
+  const shape = (schema as { shape?: Record<string, ZodType> }).shape
+  if (!shape) return []
+  const issues: ValidationIssue[] = []
+  for (const [key, value] of Object.entries(params)) {
+    const field = shape[key]
+    if (!field || hasExpression(value)) continue
+    const r = field.safeParse(value)
+    if (!r.success) issues.push(...r.error.issues.map((i) => ({ path: formatPath(i.path, `${path}.${key}`), message: i.message })))
+  }
+  return issues
+}

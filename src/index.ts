@@ -1,0 +1,10 @@
+// The public library API of Conveyor.
+export { ProjectOrchestrator, type OrchestratorConfig, type WorkflowStatusReport } from './engine/project-orchestrator.ts'
+export { WorkflowManager, type TemplateInfo } from './engine/workflow-manager.ts'
+export { FactoryCoordinator, type CoordinatorConfig, type StartOptions } from './engine/factory-coordinator.ts'
+export { defineFactory, type FactoryLike } from './engine/factory.ts'
+export { EventStream } from './engine/events.ts'
+export {
+  ConveyorError, ValidationError, NotFoundError, ConflictError, NonRetryableError, TimeoutError, CancelledError,
+} from './engine/errors.ts'
+export * from './engine/interfaces.ts'
