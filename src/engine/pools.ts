@@ -48,6 +48,10 @@ export class PoolSet {
     if (!pool) {
       pool = new Pool(name, limit)
       this.pools.set(name, pool)
+    } else if (pool.limit !== limit) {
+      // A factory registered again with another concurrency: the new limit applies from now on
+      // (queued waiters move on at the next release, which drains up to the new limit).
+      pool.limit = limit
     }
     return pool
   }

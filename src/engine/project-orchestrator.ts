@@ -10,6 +10,7 @@ import type { FactoryLike, RegisteredFactory } from './factory.ts'
 import { NotFoundError } from './errors.ts'
 import { getLatestRun, getRun } from '../db/sql/getRun.ts'
 import { listEvents } from '../db/sql/listEvents.ts'
+import { Catalog } from './catalog.ts'
 import { upsertFactory } from '../db/sql/upsertFactory.ts'
 import type { Logger } from 'pino'
 
@@ -37,6 +38,8 @@ export class ProjectOrchestrator {
   /** The WorkflowManager on the same database. */
   readonly workflows: WorkflowManager
   readonly coordinator: FactoryCoordinator
+  /** Paginated lists and batched lookups for the API. */
+  readonly catalog: Catalog
   private readonly streams = new Set<EventStream>()
   private closed = false
 
@@ -48,6 +51,7 @@ export class ProjectOrchestrator {
       manager: this.workflows,
       maxParallel: config.workflow?.maxParallel,
     })
+    this.catalog = new Catalog(this.context.conn)
     // Resume unfinished runs once the caller has had a chance to register its factories.
     setImmediate(() => {
       if (!this.closed) this.coordinator.recover()

@@ -215,7 +215,15 @@ export class RunExecution {
         this.endAttempt(state)
       }
     }
+    this.dropPools()
+  }
+
+  /** Forgets this run's own pools (its maxParallel and its groups' maxParallel) once it is done. */
+  private dropPools(): void {
     this.host.pools.drop(this.runPool.name)
+    for (const node of this.spec.graph.ordered) {
+      if (node.kind === 'group' && node.def.maxParallel) this.host.pools.drop(groupPoolName(this.id, node.id))
+    }
   }
 
   get activeActions(): number {
@@ -227,7 +235,15 @@ export class RunExecution {
   private maybeActivate(state: StepState): void {
     if (state.status !== 'PENDING' || state.preparing || state.remaining > 0) return
     const parent = state.node.parent ? this.states.get(state.node.parent)! : undefined
-    if (parent && parent.status !== 'RUNNING') return
+    if (parent && parent.status !== 'RUNNING') {
+      // The group was skipped and will never start its members: they are skipped with it.
+      if (parent.status === 'SKIPPED' && this.active) {
+        this.settle(state, 'SKIPPED', parent.upstreamFailed
+          ? { error: 'skipped: its group was skipped because a step it depends on failed', upstreamFailed: true }
+          : { reason: 'its group was skipped' })
+      }
+      return
+    }
     if (!this.active) return
     if (state.upstreamFailed) {
       this.settle(state, 'SKIPPED', { error: 'skipped: a step it depends on failed', upstreamFailed: true })
@@ -250,24 +266,26 @@ export class RunExecution {
   /** Evaluates `when` and `{{ }}` params, which JSONata does asynchronously. */
   private async prepare(state: StepState, rawParams: Record<string, unknown>): Promise<void> {
     const scope = this.scopeFor(state)
-    let params: Record<string, unknown>
+    let stage = 'when'
+    let go = true
+    let params: Record<string, unknown> = {}
+    let failure: string | undefined
     try {
-      if (typeof state.node.def.when === 'string') {
-        const go = isTruthy(await evaluateExpression(state.node.def.when, scope))
-        if (!go) {
-          state.preparing = false
-          if (state.status === 'PENDING' && this.active) this.settle(state, 'SKIPPED', { reason: 'when is false' })
-          return
-        }
-      }
-      params = (await resolveTemplates(rawParams, scope)) as Record<string, unknown>
+      if (typeof state.node.def.when === 'string') go = isTruthy(await evaluateExpression(state.node.def.when, scope))
+      stage = 'params'
+      if (go) params = (await resolveTemplates(rawParams, scope)) as Record<string, unknown>
     } catch (error) {
-      state.preparing = false
-      if (state.status === 'PENDING' && this.active) this.fail(state, `params: ${errorMessage(error)}`, false)
-      return
+      failure = `${stage}: ${errorMessage(error)}`
     }
     state.preparing = false
-    if (state.status === 'PENDING' && this.active) this.activate(state, params)
+    if (state.status !== 'PENDING' || !this.active) {
+      // The run stopped while this step was being prepared; it may have been waiting only for this one.
+      this.checkDone()
+      return
+    }
+    if (failure !== undefined) this.fail(state, failure, false)
+    else if (!go) this.settle(state, 'SKIPPED', { reason: 'when is false' })
+    else this.activate(state, params)
   }
 
   private activate(state: StepState, params: Record<string, unknown>): void {
@@ -313,7 +331,7 @@ export class RunExecution {
     const pools = [this.host.globalPool, this.runPool, ...this.host.actionPools(action)]
     for (let p = state.node.parent; p; p = this.states.get(p)!.node.parent) {
       const maxParallel = this.states.get(p)!.node.def.maxParallel
-      if (maxParallel) pools.push(this.host.pools.pool(`group:${this.id}:${p}`, maxParallel))
+      if (maxParallel) pools.push(this.host.pools.pool(groupPoolName(this.id, p), maxParallel))
     }
     const waiter: Waiter = { pools, start: () => this.startAttempt(state, action, pools) }
     state.waiter = waiter
@@ -538,6 +556,9 @@ export class RunExecution {
       if (hard) d.upstreamFailed = true
       this.maybeActivate(d)
     }
+    if (state.status === 'SKIPPED' && state.node.kind === 'group') {
+      for (const id of state.node.children) this.maybeActivate(this.states.get(id)!)
+    }
     if (state.node.parent) {
       const parent = this.states.get(state.node.parent)!
       parent.childrenLeft--
@@ -638,7 +659,7 @@ export class RunExecution {
   }
 
   private onCommittedTerminal(): void {
-    this.host.pools.drop(this.runPool.name)
+    this.dropPools()
     this.host.onFinished(this)
     this.resolveFinished(this.host.readResult(this.id))
   }
@@ -647,7 +668,8 @@ export class RunExecution {
     if (!this.spec.deadlineAt) return
     const ms = Math.max(0, this.spec.deadlineAt - Date.now())
     this.deadlineTimer = setTimeout(() => {
-      if (this.active || this.status === 'PAUSED') {
+      // Also while stopping after a failure: the deadline bounds the wait for the steps still running.
+      if (!this.finalizing && !this.abandoned && (this.status === 'RUNNING' || this.status === 'PAUSED')) {
         const limit = this.spec.definition.timeoutMs
         this.cancel('TIMED_OUT', `run timed out after ${limit} ms`)
       }
@@ -685,4 +707,8 @@ export class RunExecution {
     if (this.abandoned) return
     this.host.journal.record(apply, this.event(type, state, payload))
   }
+}
+
+function groupPoolName(runId: string, groupId: string): string {
+  return `group:${runId}:${groupId}`
 }

@@ -16,7 +16,8 @@ const RUN: Record<RunStatus, readonly RunStatus[]> = {
 }
 
 const STEP: Record<StepStatus, readonly StepStatus[]> = {
-  PENDING: ['READY', 'SKIPPED', 'CANCELLED', 'RUNNING'],
+  // PENDING -> FAILED: its `when` or `{{ }}` params could not be evaluated.
+  PENDING: ['READY', 'SKIPPED', 'CANCELLED', 'RUNNING', 'FAILED'],
   READY: ['RUNNING', 'SKIPPED', 'CANCELLED', 'FAILED'],
   // RUNNING -> RUNNING is a new attempt after a crash (recovery re-dispatches an interrupted attempt).
   RUNNING: ['RUNNING', 'SUCCEEDED', 'FAILED', 'RETRY_SCHEDULED', 'WAITING', 'CANCELLED'],

@@ -1,0 +1,35 @@
+// `conveyor.config.ts`: factories, templates and limits, loaded with jiti (TypeScript, no build).
+import { resolve } from 'node:path'
+import { createJiti } from 'jiti'
+import type { FactoryLike } from './engine/factory.ts'
+import type { WorkflowDefinition } from './engine/interfaces.ts'
+import { ProjectOrchestrator, type OrchestratorConfig } from './engine/project-orchestrator.ts'
+import { controlFactory } from './engine/factories/control.ts'
+
+export interface ConveyorConfig extends Omit<OrchestratorConfig, 'logger'> {
+  factories?: Record<string, FactoryLike>
+  templates?: Record<string, WorkflowDefinition>
+  server?: { host?: string; port?: number }
+}
+
+/** Typed identity: gives a config file completion and checking. */
+export function defineConfig(config: ConveyorConfig): ConveyorConfig {
+  return config
+}
+
+export async function loadConfig(path: string): Promise<ConveyorConfig> {
+  const jiti = createJiti(import.meta.url)
+  const loaded = await jiti.import<ConveyorConfig | { default: ConveyorConfig }>(resolve(path))
+  const config = (loaded && typeof loaded === 'object' && 'default' in loaded ? loaded.default : loaded) as ConveyorConfig
+  if (!config || typeof config !== 'object') throw new Error(`${path} does not export a config (use \`export default defineConfig({...})\`)`)
+  return config
+}
+
+/** An orchestrator with the built-in factories, then the config's factories and templates. */
+export function orchestratorFromConfig(config: ConveyorConfig, overrides: Partial<OrchestratorConfig> = {}): ProjectOrchestrator {
+  const orchestrator = new ProjectOrchestrator({ ...config, ...overrides })
+  orchestrator.registerFactory('control', controlFactory)
+  for (const [name, factory] of Object.entries(config.factories ?? {})) orchestrator.registerFactory(name, factory)
+  for (const [name, definition] of Object.entries(config.templates ?? {})) orchestrator.workflows.registerTemplate(name, definition)
+  return orchestrator
+}

@@ -1,0 +1,19 @@
+// Prometheus text exposition of the engine's gauges and counters.
+import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
+
+export function metricsText(orchestrator: ProjectOrchestrator): string {
+  const lines: string[] = []
+  const gauge = (name: string, help: string, samples: [Record<string, string>, number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`)
+    for (const [labels, value] of samples) {
+      const l = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`).join(',')
+      lines.push(`${name}${l ? `{${l}}` : ''} ${value}`)
+    }
+  }
+  gauge('conveyor_runs', 'Runs by status.', orchestrator.catalog.runCounts().map((r) => [{ status: r.status }, r.count]))
+  gauge('conveyor_active_runs', 'Runs in flight in this process.', [[{}, orchestrator.coordinator.activeRuns]])
+  gauge('conveyor_pool_in_use', 'Slots in use per concurrency pool.', orchestrator.coordinator.pools.list().map((p) => [{ pool: p.name }, p.inUse]))
+  gauge('conveyor_pool_waiting', 'Steps waiting per concurrency pool.', orchestrator.coordinator.pools.list().map((p) => [{ pool: p.name }, p.queued]))
+  gauge('conveyor_commits_total', 'Group commits since start.', [[{}, orchestrator.context.journal.commits]])
+  return `${lines.join('\n')}\n`
+}

@@ -1,0 +1,5 @@
+import type { ProjectOrchestrator } from '../engine/project-orchestrator.ts'
+
+export interface GraphQLContext {
+  orchestrator: ProjectOrchestrator
+}

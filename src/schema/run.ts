@@ -1,0 +1,155 @@
+import { builder } from './builder.ts'
+import { RunConnection, RunRef, StepRef, WorkflowRef } from './refs.ts'
+import { RunStatusEnum } from './enums.ts'
+import { asResult, ConflictErrorType, NotFoundErrorType, ValidationErrorType } from './errors.ts'
+import { connection, pageSize } from './pagination.ts'
+import { rawId } from './ids.ts'
+import { NotFoundError } from '../engine/errors.ts'
+import type { RunRecord, StepRecord } from '../engine/catalog.ts'
+import type { RunStatus } from '../engine/interfaces.ts'
+import type { GraphQLContext } from './context.ts'
+
+RunRef.implement({
+  description: 'One execution of one workflow version with an input.',
+  fields: (t) => ({
+    workflow: t.field({ type: WorkflowRef, resolve: (r) => r.workflowId }),
+    workflowVersion: t.exposeInt('workflowVersion'),
+    status: t.field({ type: RunStatusEnum, resolve: (r) => r.status as RunStatus }),
+    input: t.field({ type: 'JSON', nullable: true, resolve: (r) => r.input }),
+    output: t.field({ type: 'JSON', nullable: true, resolve: (r) => r.output }),
+    error: t.exposeString('error', { nullable: true }),
+    idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
+    steps: t.loadableGroup({
+      type: StepRef,
+      description: 'The run\'s steps in declaration order (nested group members after their group).',
+      load: async (runIds: string[], ctx) => ctx.orchestrator.catalog.stepsByRunIds(runIds),
+      group: (s) => (s as StepRecord).runId,
+      resolve: (r) => r.id,
+    }),
+    createdAt: t.field({ type: 'DateTime', resolve: (r) => r.createdAt }),
+    startedAt: t.field({ type: 'DateTime', nullable: true, resolve: (r) => r.startedAt }),
+    finishedAt: t.field({ type: 'DateTime', nullable: true, resolve: (r) => r.finishedAt }),
+  }),
+})
+
+export function loadRun(ctx: GraphQLContext, id: string): RunRecord | null {
+  const runId = rawId(id, 'Run')
+  if (!runId) return null
+  return ctx.orchestrator.catalog.runsByIds([runId])[0] ?? null
+}
+
+builder.queryFields((t) => ({
+  run: t.field({
+    type: RunRef,
+    nullable: true,
+    args: { id: t.arg.id() },
+    resolve: (_, { id }, ctx) => loadRun(ctx, id),
+  }),
+  runs: t.connection({
+    type: RunRef,
+    description: 'Runs, newest first; filter by status, workflow and creation time.',
+    args: {
+      status: t.arg({ type: RunStatusEnum, required: false }),
+      workflowId: t.arg.id({ required: false }),
+      createdAfter: t.arg({ type: 'DateTime', required: false }),
+      createdBefore: t.arg({ type: 'DateTime', required: false }),
+    },
+    resolve: (_, args, ctx) => {
+      const size = pageSize(args)
+      const workflowId = args.workflowId ? rawId(args.workflowId, 'Workflow') ?? '\u0000' : undefined
+      const rows = ctx.orchestrator.catalog.runs({
+        limit: size + 1,
+        before: args.after ?? undefined,
+        status: args.status ?? undefined,
+        workflowId,
+        createdAfter: args.createdAfter?.getTime(),
+        createdBefore: args.createdBefore?.getTime(),
+      })
+      return connection(rows, size, (r) => r.id, args.after)
+    },
+  }, RunConnection),
+}))
+
+class ExecuteWorkflowSuccess {
+  constructor(readonly run: RunRecord, readonly created: boolean) {}
+}
+builder.objectType(ExecuteWorkflowSuccess, {
+  name: 'ExecuteWorkflowSuccess',
+  isTypeOf: (v) => v instanceof ExecuteWorkflowSuccess,
+  fields: (t) => ({
+    run: t.field({ type: RunRef, resolve: (s) => s.run }),
+    created: t.exposeBoolean('created', { description: 'False when an earlier request with the same idempotencyKey started this run.' }),
+  }),
+})
+
+class RunSuccess {
+  constructor(readonly run: RunRecord) {}
+}
+builder.objectType(RunSuccess, {
+  name: 'RunSuccess',
+  isTypeOf: (v) => v instanceof RunSuccess,
+  fields: (t) => ({ run: t.field({ type: RunRef, resolve: (s) => s.run }) }),
+})
+
+const ExecuteWorkflowResult = builder.unionType('ExecuteWorkflowResult', {
+  types: [ExecuteWorkflowSuccess, ValidationErrorType, NotFoundErrorType],
+})
+const RunResult = builder.unionType('RunResult', { types: [RunSuccess, NotFoundErrorType, ConflictErrorType] })
+
+const ExecuteWorkflowInput = builder.inputType('ExecuteWorkflowInput', {
+  fields: (t) => ({
+    workflowId: t.id(),
+    input: t.field({ type: 'JSON', required: false }),
+    idempotencyKey: t.string({ required: false, description: 'A retried request with the same key returns the same run.' }),
+  }),
+})
+
+const RunInput = builder.inputType('RunInput', { fields: (t) => ({ runId: t.id() }) })
+
+export function mustLoadRun(ctx: GraphQLContext, id: string): RunRecord {
+  const run = loadRun(ctx, id)
+  if (!run) throw new NotFoundError(`run ${id} not found`)
+  return run
+}
+
+builder.mutationFields((t) => ({
+  executeWorkflow: t.field({
+    type: ExecuteWorkflowResult,
+    description: 'Starts a run of the workflow\'s current version; returns at once (watch it with runEvents).',
+    args: { input: t.arg({ type: ExecuteWorkflowInput }) },
+    resolve: (_, { input }, ctx) =>
+      asResult(async () => {
+        const workflowId = rawId(input.workflowId, 'Workflow')
+        if (!workflowId) throw new NotFoundError(`workflow ${input.workflowId} not found`)
+        const { runId, created } = await ctx.orchestrator.coordinator.start(workflowId, input.input ?? undefined, {
+          idempotencyKey: input.idempotencyKey ?? undefined,
+        })
+        return new ExecuteWorkflowSuccess(mustLoadRun(ctx, runId), created)
+      }),
+  }),
+  cancelRun: t.field({
+    type: RunResult,
+    description: 'Aborts running actions and settles the run CANCELLED. A finished run gives ConflictError.',
+    args: { input: t.arg({ type: RunInput }) },
+    resolve: (_, { input }, ctx) =>
+      asResult(async () => {
+        const run = mustLoadRun(ctx, input.runId)
+        await ctx.orchestrator.cancelRun(run.id)
+        return new RunSuccess(mustLoadRun(ctx, run.id))
+      }),
+  }),
+}))
+
+builder.subscriptionFields((t) => ({
+  runUpdated: t.field({
+    type: RunRef,
+    description: 'The run, each time it or one of its steps changes; ends when the run finishes.',
+    args: { runId: t.arg.id() },
+    subscribe: (_, { runId }, ctx) => {
+      const run = mustLoadRun(ctx, runId)
+      return ctx.orchestrator.events({ runId: run.id }, { after: 'HEAD', untilRunFinished: true })
+    },
+    // Each event is a nudge: read the run afresh so the client sees committed state.
+    resolve: (event, _, ctx) => ctx.orchestrator.catalog.runsByIds([event.runId])[0]!,
+  }),
+}))

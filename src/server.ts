@@ -1,0 +1,120 @@
+// One node:http server: GraphQL over HTTP and SSE (yoga), GraphQL over WebSocket (graphql-ws, same
+// port and path), GraphiQL, /healthz and /metrics.
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createYoga, type YogaServerInstance } from 'graphql-yoga'
+import { WebSocketServer } from 'ws'
+import { useServer } from 'graphql-ws/use/ws'
+import type { Logger } from 'pino'
+import { schema, type GraphQLContext } from './schema/index.ts'
+import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
+import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
+import { metricsText } from './metrics.ts'
+
+export interface ServerOptions {
+  orchestrator: ProjectOrchestrator
+  host?: string
+  port?: number
+  logger?: Logger
+  /** Largest accepted request body, in bytes. */
+  maxBodyBytes?: number
+}
+
+export interface RunningServer {
+  url: string
+  server: Server
+  yoga: YogaServerInstance<Record<string, never>, GraphQLContext>
+  close(): Promise<void>
+}
+
+const PATH = '/graphql'
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { orchestrator } = options
+  const logger = options.logger ?? orchestrator.context.logger
+  const yoga = createYoga<Record<string, never>, GraphQLContext>({
+    schema,
+    graphqlEndpoint: PATH,
+    context: () => ({ orchestrator }),
+    logging: logger,
+    maskedErrors: true,
+    graphiql: {
+      title: 'Conveyor',
+      subscriptionsProtocol: 'WS',
+      defaultQuery: GRAPHIQL_EXAMPLES,
+    },
+  })
+
+  const maxBody = options.maxBodyBytes ?? 1024 * 1024
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', activeRuns: orchestrator.coordinator.activeRuns }))
+      return
+    }
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metricsText(orchestrator))
+      return
+    }
+    const length = Number(req.headers['content-length'] ?? 0)
+    if (length > maxBody) {
+      res.writeHead(413, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: `request body exceeds ${maxBody} bytes` }] }))
+      return
+    }
+    void yoga(req, res)
+  })
+
+  const wss = new WebSocketServer({ server, path: PATH, maxPayload: maxBody })
+  const ws = useServer(
+    {
+      // Build execute/subscribe from yoga's envelop so its plugins and context apply here too.
+      execute: ((args: { rootValue: { execute: (a: unknown) => unknown } }) => args.rootValue.execute(args)) as never,
+      subscribe: ((args: { rootValue: { subscribe: (a: unknown) => unknown } }) => args.rootValue.subscribe(args)) as never,
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+        })
+        const args = {
+          schema: s,
+          operationName: params.operationName,
+          document: parse(params.query),
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        }
+        const errors = validate(args.schema, args.document)
+        if (errors.length) return errors
+        return args as never
+      },
+    },
+    wss,
+    15_000, // keep-alive ping interval
+  )
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 4000, options.host ?? '127.0.0.1', () => resolve())
+  })
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `http://${host}:${address.port}${PATH}`
+  logger.info({ url }, 'conveyor listening')
+
+  let closed = false
+  return {
+    url,
+    server,
+    yoga,
+    async close() {
+      if (closed) return
+      closed = true
+      await ws.dispose()
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
