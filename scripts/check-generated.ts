@@ -1,7 +1,7 @@
 // Fails when a generated file checked into the repository is stale: the drizzle migrations must
-// match src/db/schema.ts (and, once the GraphQL schema exists, schema.graphql must match it).
+// match src/db/schema.ts, and schema.graphql and the typed documents must match the Pothos schema.
 import { execFileSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
 function drizzleIsCurrent(): void {
@@ -27,8 +27,21 @@ function drizzleIsCurrent(): void {
   }
 }
 
-drizzleIsCurrent()
-if (existsSync('scripts/print-schema.ts')) {
-  execFileSync('npx', ['tsx', 'scripts/print-schema.ts', '--check'], { stdio: 'inherit' })
+/** schema.graphql and test/generated/ must be what codegen.ts prints from the Pothos schema. */
+function codegenIsCurrent(): void {
+  try {
+    execFileSync('npx', ['graphql-codegen', '--config', 'codegen.ts', '--check'], {
+      env: { ...process.env, NODE_OPTIONS: '--import tsx' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+  } catch (error) {
+    const e = error as { stdout?: Buffer; stderr?: Buffer }
+    console.error(`${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}`)
+    console.error('schema.graphql or test/generated/ is stale: run `npm run codegen` and commit the result.')
+    process.exit(1)
+  }
 }
+
+drizzleIsCurrent()
+codegenIsCurrent()
 console.log('generated files are current')

@@ -2,7 +2,7 @@
 // port and path), GraphiQL, /healthz and /metrics.
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createYoga, type YogaServerInstance } from 'graphql-yoga'
+import { createYoga, maskError, type YogaServerInstance } from 'graphql-yoga'
 import { WebSocketServer } from 'ws'
 import { useServer } from 'graphql-ws/use/ws'
 import type { Logger } from 'pino'
@@ -37,7 +37,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     graphqlEndpoint: PATH,
     context: () => ({ orchestrator }),
     logging: logger,
-    maskedErrors: true,
+    // Errors the API raises on purpose (GraphQLErrors with a code) reach the client; anything else
+    // is masked. Checked by name as well as class: the WebSocket path can carry another copy of it.
+    maskedErrors: { maskError: (error, message, isDev) => (isIntended(error) ? (error as Error) : maskError(error, message, isDev)) },
     graphiql: {
       title: 'Conveyor',
       subscriptionsProtocol: 'WS',
@@ -117,4 +119,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+}
+
+function isIntended(error: unknown): boolean {
+  for (let e = error as { name?: string; originalError?: unknown } | undefined; e; e = e.originalError as typeof e) {
+    if (e.name !== 'GraphQLError') return false
+    if (!e.originalError) return true
+  }
+  return false
 }

@@ -53,7 +53,8 @@ export function compileGraph(definition: WorkflowDefinition): { graph: Graph; is
         used.add(local)
       } else if (siblings.has(local)) {
         issues.push({ path: `${path}.id`, message: `duplicate step id "${local}"` })
-        return
+        // Still check the rest of this step, under a name no `dependsOn` can match (the definition is rejected anyway).
+        local = `${local}#${index + 1}`
       }
       const id = parent ? `${parent.id}.${local}` : local
       const node: GraphNode = {
@@ -91,7 +92,7 @@ export function compileGraph(definition: WorkflowDefinition): { graph: Graph; is
       const target = siblings.get(name) ?? (nodes.has(name) ? name : undefined)
       const at = `${node.path}.dependsOn[${i}]`
       if (!target) {
-        issues.push({ path: at, message: `unknown step "${name}"${didYouMean(name, [...siblings.keys(), ...nodes.keys()])}` })
+        issues.push({ path: at, message: `unknown step "${name}"${didYouMean(name, [...siblings.keys(), ...nodes.keys()].filter((k) => !k.includes('#')))}` })
       } else if (target === node.id) {
         issues.push({ path: at, message: `step "${node.id}" depends on itself (cycle ${node.id} → ${node.id})` })
       } else if (target.startsWith(`${node.id}.`) || node.id.startsWith(`${target}.`)) {

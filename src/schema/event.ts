@@ -3,7 +3,7 @@ import { RunRef } from './refs.ts'
 import { EventTypeEnum } from './enums.ts'
 import { connection, MAX_PAGE, pageSize, parseSeqCursor } from './pagination.ts'
 import { rawId } from './ids.ts'
-import { mustLoadRun } from './run.ts'
+import { runOrGraphQLError } from './run.ts'
 import type { EventType, RunEvent } from '../engine/interfaces.ts'
 
 export const RunEventType = builder.objectRef<RunEvent>('RunEvent').implement({
@@ -53,8 +53,9 @@ builder.subscriptionFields((t) => ({
     description: 'The run\'s events: those after `after` (a cursor; "HEAD" for only new ones; none for all), then live ones. Ends after the run\'s terminal event.',
     args: { runId: t.arg.id(), after: t.arg.string({ required: false }) },
     subscribe: (_, { runId, after }, ctx) => {
-      const run = mustLoadRun(ctx, runId)
-      return ctx.orchestrator.events({ runId: run.id }, { after: parseSeqCursor(after, true), untilRunFinished: true })
+      const cursor = parseSeqCursor(after, true)
+      const run = runOrGraphQLError(ctx, runId)
+      return ctx.orchestrator.events({ runId: run.id }, { after: cursor, untilRunFinished: true })
     },
     resolve: (e) => e,
   }),

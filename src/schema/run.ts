@@ -1,3 +1,4 @@
+import { GraphQLError } from 'graphql'
 import { builder } from './builder.ts'
 import { RunConnection, RunRef, StepRef, WorkflowRef } from './refs.ts'
 import { RunStatusEnum } from './enums.ts'
@@ -146,10 +147,17 @@ builder.subscriptionFields((t) => ({
     description: 'The run, each time it or one of its steps changes; ends when the run finishes.',
     args: { runId: t.arg.id() },
     subscribe: (_, { runId }, ctx) => {
-      const run = mustLoadRun(ctx, runId)
+      const run = runOrGraphQLError(ctx, runId)
       return ctx.orchestrator.events({ runId: run.id }, { after: 'HEAD', untilRunFinished: true })
     },
     // Each event is a nudge: read the run afresh so the client sees committed state.
     resolve: (event, _, ctx) => ctx.orchestrator.catalog.runsByIds([event.runId])[0]!,
   }),
 }))
+
+/** Outside mutation results (queries, subscriptions) a missing run is a GraphQL error with a code. */
+export function runOrGraphQLError(ctx: GraphQLContext, id: string): RunRecord {
+  const run = loadRun(ctx, id)
+  if (!run) throw new GraphQLError(`run ${id} not found`, { extensions: { code: 'NOT_FOUND' } })
+  return run
+}
