@@ -217,7 +217,7 @@ describe('retries through the engine', () => {
     const { factory } = flakyFactory()
     o.registerFactory('flaky', factory)
     const wf = await o.createWorkflow('waiting_retry', {
-      steps: [{ id: 'x', factory: 'flaky', action: 'fail', params: { failures: 1 }, retry: { maxAttempts: 2, backoff: 'fixed', initialMs: 60 } }],
+      steps: [{ id: 'x', factory: 'flaky', action: 'fail', params: { failures: 1 }, retry: { maxAttempts: 2, backoff: 'fixed', initialMs: 100 } }],
     })
     const { runId } = await o.startWorkflow(wf)
     let seen: string | undefined
@@ -807,7 +807,7 @@ describe('cancelRun', () => {
         { id: 'p1', factory: 'c', action: 'block' },
         { id: 'p2', factory: 'c', action: 'block' },
         // Fails, then waits for a retry that the cancel must drop.
-        { id: 'r', factory: 'flaky', action: 'fail', params: { failures: 9 }, retry: { maxAttempts: 5, backoff: 'fixed', initialMs: 40 } },
+        { id: 'r', factory: 'flaky', action: 'fail', params: { failures: 9 }, retry: { maxAttempts: 5, backoff: 'fixed', initialMs: 100 } },
         { id: 'tail', factory: 'c', action: 'quick', dependsOn: ['p1', 'p2'] },
       ],
     })
@@ -822,8 +822,8 @@ describe('cancelRun', () => {
       p1: 'CANCELLED', p2: 'CANCELLED', r: 'CANCELLED', tail: 'CANCELLED',
     })
     expect(c.signals.p1!.aborted && c.signals.p2!.aborted).toBe(true)
-    // The scheduled retry never runs.
-    await new Promise((resolve) => setTimeout(resolve, 60))
+    // The scheduled retry (due 100 ms after the failure) never runs.
+    await new Promise((resolve) => setTimeout(resolve, 120))
     expect(flakyCalls).toHaveLength(1)
     expect(c.calls.sort()).toEqual(['p1', 'p2'])
     expect(attempts(o, runId).map((row) => [row.step_id, row.attempt, row.status])).toEqual([

@@ -55,6 +55,11 @@ function compileTemplate(text: string): Compiled {
     if (last < text.length) parts.push(text.slice(last))
     compiled = { parts }
   }
+  // Text left over between expressions must not open another one that never closes.
+  const rest = text.replace(EXPRESSION, '')
+  if (rest.includes('{{')) {
+    throw new ExpressionError(text, "'{{' is never closed with '}}'")
+  }
   if (cache.size >= CACHE_LIMIT) cache.clear()
   cache.set(text, compiled)
   return compiled

@@ -26,7 +26,8 @@ export const builder = new SchemaBuilder<{
   defaultInputFieldRequiredness: true,
   defaultFieldNullability: false,
   relay: {
-    edgesFieldOptions: { nullable: false },
+    // The connection field's own cost multiplies by `first`; its edges list adds nothing more.
+    edgesFieldOptions: { nullable: false, complexity: { field: 0, multiplier: 1 } },
     nodeFieldOptions: { nullable: false },
     clientMutationId: 'omit',
     cursorType: 'String',

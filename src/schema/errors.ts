@@ -4,7 +4,7 @@ import { builder } from './builder.ts'
 import { ConflictError, NotFoundError, ValidationError } from '../engine/errors.ts'
 import type { ValidationIssue } from '../engine/interfaces.ts'
 
-export const ErrorInterface = builder.interfaceRef<Error>('Error').implement({
+export const ErrorInterface = builder.interfaceRef<{ message: string }>('Error').implement({
   fields: (t) => ({ message: t.exposeString('message') }),
 })
 
@@ -13,36 +13,34 @@ export const ValidationIssueType = builder.objectRef<ValidationIssue>('Validatio
   fields: (t) => ({ path: t.exposeString('path'), message: t.exposeString('message') }),
 })
 
-export const ValidationErrorType = builder.objectType(ValidationError, {
-  name: 'ValidationError',
-  interfaces: [ErrorInterface],
-  isTypeOf: (value) => value instanceof ValidationError,
-  fields: (t) => ({ issues: t.field({ type: [ValidationIssueType], resolve: (e) => e.issues }) }),
-})
+// Resolvers must not return Error instances (graphql-js treats them as failures), so typed errors
+// travel as plain objects tagged with their GraphQL type.
+export interface TypedError {
+  typename: 'ValidationError' | 'NotFoundError' | 'ConflictError'
+  message: string
+  issues: ValidationIssue[]
+}
 
-export const NotFoundErrorType = builder.objectType(NotFoundError, {
-  name: 'NotFoundError',
-  interfaces: [ErrorInterface],
-  isTypeOf: (value) => value instanceof NotFoundError,
-  fields: () => ({}),
-})
+const typedErrorType = (name: TypedError['typename'], description: string) =>
+  builder.objectRef<TypedError>(name).implement({
+    description,
+    interfaces: [ErrorInterface],
+    isTypeOf: (value) => (value as TypedError).typename === name,
+    fields: (t) => (name === 'ValidationError' ? { issues: t.field({ type: [ValidationIssueType], resolve: (e) => e.issues }) } : {}) as never,
+  })
 
-export const ConflictErrorType = builder.objectType(ConflictError, {
-  name: 'ConflictError',
-  interfaces: [ErrorInterface],
-  isTypeOf: (value) => value instanceof ConflictError,
-  fields: () => ({}),
-})
-
-export type TypedError = ValidationError | NotFoundError | ConflictError
+export const ValidationErrorType = typedErrorType('ValidationError', 'The input was rejected; nothing was changed. Every problem is listed with its path.')
+export const NotFoundErrorType = typedErrorType('NotFoundError', 'No object with that id or name.')
+export const ConflictErrorType = typedErrorType('ConflictError', 'The request conflicts with the current state, e.g. cancelling a finished run.')
 
 /** Runs a mutation; the engine's typed errors are returned as union members, others rethrown. */
 export async function asResult<T>(run: () => Promise<T> | T): Promise<T | TypedError> {
   try {
     return await run()
   } catch (error) {
-    if (error instanceof ValidationError || error instanceof NotFoundError || error instanceof ConflictError) return error
+    if (error instanceof ValidationError) return { typename: 'ValidationError', message: error.message, issues: error.issues }
+    if (error instanceof NotFoundError) return { typename: 'NotFoundError', message: error.message, issues: [] }
+    if (error instanceof ConflictError) return { typename: 'ConflictError', message: error.message, issues: [] }
     throw error
   }
 }
-

@@ -1,7 +1,7 @@
 import { builder } from './builder.ts'
 import { RunRef } from './refs.ts'
 import { EventTypeEnum } from './enums.ts'
-import { connection, MAX_PAGE, pageSize, parseSeqCursor } from './pagination.ts'
+import { connection, MAX_PAGE, pageSize, parseSeqCursor, connectionComplexity } from './pagination.ts'
 import { rawId } from './ids.ts'
 import { runOrGraphQLError } from './run.ts'
 import type { EventType, RunEvent } from '../engine/interfaces.ts'
@@ -25,6 +25,7 @@ export const RunEventType = builder.objectRef<RunEvent>('RunEvent').implement({
 
 builder.queryFields((t) => ({
   events: t.connection({
+    complexity: connectionComplexity,
     type: RunEventType,
     description: 'The event log in seq order, after a cursor: the same log the subscriptions stream.',
     args: {

@@ -55,3 +55,6 @@ export function parseSeqCursor(after: string | null | undefined, allowHead: bool
   }
   return Number(after)
 }
+
+/** Query cost of a connection field: each requested item costs as much as its selection. */
+export const connectionComplexity = (args: ConnectionArgs) => ({ field: 1, multiplier: Math.max(1, args.first ?? DEFAULT_PAGE) })

@@ -3,7 +3,7 @@ import { builder } from './builder.ts'
 import { RunConnection, RunRef, StepRef, WorkflowRef } from './refs.ts'
 import { RunStatusEnum } from './enums.ts'
 import { asResult, ConflictErrorType, NotFoundErrorType, ValidationErrorType } from './errors.ts'
-import { connection, pageSize } from './pagination.ts'
+import { connection, pageSize, connectionComplexity } from './pagination.ts'
 import { rawId } from './ids.ts'
 import { NotFoundError } from '../engine/errors.ts'
 import type { RunRecord, StepRecord } from '../engine/catalog.ts'
@@ -47,6 +47,7 @@ builder.queryFields((t) => ({
     resolve: (_, { id }, ctx) => loadRun(ctx, id),
   }),
   runs: t.connection({
+    complexity: connectionComplexity,
     type: RunRef,
     description: 'Runs, newest first; filter by status, workflow and creation time.',
     args: {

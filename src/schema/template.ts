@@ -1,9 +1,8 @@
 import { builder } from './builder.ts'
-import { asResult, NotFoundErrorType, ValidationErrorType } from './errors.ts'
+import { asResult, ValidationErrorType, type TypedError } from './errors.ts'
 import { CreateWorkflowResult, CreateWorkflowSuccess, mustLoadWorkflow } from './workflow.ts'
-import { pageSize, connection } from './pagination.ts'
+import { pageSize, connection, connectionComplexity } from './pagination.ts'
 import type { TemplateInfo } from '../engine/workflow-manager.ts'
-import type { ValidationError } from '../engine/errors.ts'
 
 export const TemplateType = builder.objectRef<TemplateInfo>('Template')
 TemplateType.implement({
@@ -23,6 +22,7 @@ TemplateType.implement({
 
 builder.queryFields((t) => ({
   templates: t.connection({
+    complexity: connectionComplexity,
     type: TemplateType,
     description: 'The latest version of every template, by name.',
     resolve: (_, args, ctx) => {
@@ -72,7 +72,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: RegisterTemplateInput }) },
     resolve: (_, { input }, ctx) =>
       asResult(() => new RegisterTemplateSuccess(ctx.orchestrator.workflows.registerTemplate(input.name, input.definition))) as Promise<
-        RegisterTemplateSuccess | ValidationError
+        RegisterTemplateSuccess | TypedError
       >,
   }),
   createWorkflowFromTemplate: t.field({

@@ -1,7 +1,7 @@
 import { builder } from './builder.ts'
 import { RunConnection, RunRef, WorkflowRef } from './refs.ts'
 import { asResult, NotFoundErrorType, ValidationErrorType, ValidationIssueType } from './errors.ts'
-import { connection, inKeyOrder, pageSize } from './pagination.ts'
+import { connection, inKeyOrder, pageSize, connectionComplexity } from './pagination.ts'
 import { rawId } from './ids.ts'
 import type { WorkflowRecord, WorkflowVersionRecord } from '../engine/catalog.ts'
 import type { ValidationResult } from '../engine/interfaces.ts'
@@ -41,6 +41,7 @@ WorkflowRef.implement({
     templateVersion: t.exposeInt('templateVersion', { nullable: true }),
     params: t.field({ type: 'JSON', nullable: true, description: 'Params bound when made from a template.', resolve: (w) => w.params }),
     runs: t.connection({
+      complexity: connectionComplexity,
       type: RunRef,
       description: 'This workflow\'s runs, newest first.',
       resolve: (w, args, ctx) => {
@@ -86,6 +87,7 @@ builder.queryFields((t) => ({
     resolve: (_, { id }, ctx) => loadWorkflow(ctx, id),
   }),
   workflows: t.connection({
+    complexity: connectionComplexity,
     type: WorkflowRef,
     description: 'Workflows, newest first.',
     args: { name: t.arg.string({ required: false }) },

@@ -79,16 +79,11 @@ export function getAttemptsByRunIds(conn: Connection, runIds: readonly string[])
   return conn.db.select().from(stepAttempts).where(inArray(stepAttempts.runId, [...runIds])).orderBy(asc(stepAttempts.id)).all()
 }
 
-/** The newest run of each workflow. */
+/** The newest run of each workflow (run ids sort by creation time). */
 export function getLatestRunsByWorkflowIds(conn: Connection, workflowIds: readonly string[]) {
   if (workflowIds.length === 0) return []
-  const latest = conn.db
-    .select({ workflowId: runs.workflowId, id: sql<string>`max(${runs.id})`.as('id') })
-    .from(runs)
-    .where(inArray(runs.workflowId, [...workflowIds]))
-    .groupBy(runs.workflowId)
-    .as('latest')
-  return conn.db.select().from(runs).innerJoin(latest, eq(runs.id, latest.id)).all().map((r) => r.runs)
+  const newest = sql`${runs.id} = (select max(r2.id) from runs r2 where r2.workflow_id = ${runs.workflowId})`
+  return conn.db.select().from(runs).where(and(inArray(runs.workflowId, [...workflowIds]), newest)).all()
 }
 
 export function countRunsByStatus(conn: Connection) {
