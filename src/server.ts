@@ -10,6 +10,7 @@ import { schema, type GraphQLContext } from './schema/index.ts'
 import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
 import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
 import { metricsText } from './metrics.ts'
+import { serveArtifact } from './artifact-route.ts'
 
 export interface ServerOptions {
   orchestrator: ProjectOrchestrator
@@ -49,13 +50,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const maxBody = options.maxBodyBytes ?? 1024 * 1024
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0]
+    const path = (req.url ?? '/').split('?')[0] ?? '/'
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', activeRuns: orchestrator.coordinator.activeRuns }))
       return
     }
     if (path === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metricsText(orchestrator))
+      return
+    }
+    if (path.startsWith('/artifacts/') && (req.method === 'GET' || req.method === 'HEAD')) {
+      serveArtifact(orchestrator, path, req.method, res)
       return
     }
     const length = Number(req.headers['content-length'] ?? 0)

@@ -11,6 +11,7 @@ export type StepRecord = ReturnType<typeof q.getStepsByRunIds>[number]
 export type AttemptRecord = ReturnType<typeof q.getAttemptsByRunIds>[number]
 export type TemplateRecord = ReturnType<typeof q.listTemplates>[number]
 export type WorkflowVersionRecord = ReturnType<typeof q.listWorkflowVersions>[number]
+export type ArtifactRecord = ReturnType<typeof q.getArtifactsByRunIds>[number]
 
 export class Catalog {
   constructor(private readonly conn: Connection) {}
@@ -61,6 +62,14 @@ export class Catalog {
 
   latestRunsByWorkflowIds(workflowIds: readonly string[]): RunRecord[] {
     return q.getLatestRunsByWorkflowIds(this.conn, workflowIds)
+  }
+
+  artifactsByRunIds(runIds: readonly string[]): ArtifactRecord[] {
+    return q.getArtifactsByRunIds(this.conn, runIds)
+  }
+
+  artifact(id: string): ArtifactRecord | undefined {
+    return q.getArtifact(this.conn, id)
   }
 
   runCounts(): { status: string; count: number }[] {

@@ -5,6 +5,7 @@ import { Connection } from '../db/connection.ts'
 import { EventBus } from './events.ts'
 import { FactoryRegistry } from './factory.ts'
 import { Journal } from './journal.ts'
+import { ArtifactStore } from './artifacts.ts'
 
 export interface EngineContext {
   conn: Connection
@@ -12,11 +13,14 @@ export interface EngineContext {
   bus: EventBus
   journal: Journal
   logger: Logger
+  artifacts: ArtifactStore
 }
 
 export interface ContextOptions {
   /** SQLite file; ':memory:' (the default) keeps nothing after close. */
   database?: string
+  /** Where artifacts are written; default `artifacts/` beside the database file. */
+  artifactsDir?: string
   logger?: Logger
 }
 
@@ -29,7 +33,7 @@ export function openContext(options: ContextOptions = {}): EngineContext {
     (events) => bus.publish(events),
     (error) => logger.error({ err: error }, 'commit failed'),
   )
-  return { conn, registry: new FactoryRegistry(), bus, journal, logger }
+  return { conn, registry: new FactoryRegistry(), bus, journal, logger, artifacts: new ArtifactStore(conn, options.artifactsDir) }
 }
 
 export function closeContext(context: EngineContext): void {

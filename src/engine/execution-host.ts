@@ -5,6 +5,7 @@ import type { FactoryRegistry, RegisteredAction } from './factory.ts'
 import type { Pool, PoolSet } from './pools.ts'
 import type { RunResult } from './interfaces.ts'
 import type { RunExecution } from './run-execution.ts'
+import type { ArtifactStore } from './artifacts.ts'
 
 export interface ExecutionHost {
   conn: Connection
@@ -19,6 +20,7 @@ export interface ExecutionHost {
   actionPools(action: RegisteredAction): Pool[]
   /** Calls `ready` once the factory is registered (recovery may run before registration). */
   awaitFactory(factory: string, ready: () => void): void
+  artifacts: ArtifactStore
   readResult(runId: string): RunResult
   onFinished(run: RunExecution): void
 }

@@ -72,6 +72,10 @@ export class FactoryCoordinator implements ExecutionHost {
     return this.context.registry
   }
 
+  get artifacts() {
+    return this.context.artifacts
+  }
+
   actionPools(action: RegisteredAction): Pool[] {
     const pools: Pool[] = []
     const factory = this.registry.get(action.factory)

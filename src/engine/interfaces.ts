@@ -118,6 +118,8 @@ export interface ActionContext {
   params: Record<string, unknown>
   progress(fraction: number, message?: string): void
   log(message: string, data?: unknown): void
+  /** Stores a file this step produced; it is listed on the run and step and downloadable. */
+  artifact(file: { name: string; mimeType: string; data: Uint8Array | string }): { id: string; name: string; mimeType: string; size: number }
 }
 
 export interface ActionDefinition<I = any, O = any> {

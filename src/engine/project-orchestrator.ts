@@ -17,6 +17,8 @@ import type { Logger } from 'pino'
 export interface OrchestratorConfig {
   /** SQLite file path; default ':memory:'. */
   database?: string
+  /** Where artifacts are written; default `artifacts/` beside the database file. */
+  artifactsDir?: string
   workflow?: { maxParallel?: number }
   coordinator?: { maxWorkers?: number }
   logger?: Logger
@@ -44,7 +46,7 @@ export class ProjectOrchestrator {
   private closed = false
 
   constructor(config: OrchestratorConfig = {}) {
-    this.context = openContext({ database: config.database, logger: config.logger })
+    this.context = openContext({ database: config.database, logger: config.logger, artifactsDir: config.artifactsDir })
     this.workflows = new WorkflowManager(this.context)
     this.coordinator = new FactoryCoordinator(config.coordinator ?? {}, {
       context: this.context,

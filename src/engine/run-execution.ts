@@ -480,6 +480,14 @@ export class RunExecution {
         const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
         this.record(undefined, 'STEP_PROGRESS', state, { fraction: f, message: message ?? null })
       },
+      artifact: (file) => {
+        const saved = this.host.artifacts.save(this.id, stepId, file, (insert, info) =>
+          this.record(insert, 'STEP_LOG', state, {
+            message: `artifact ${info.name}`, artifact: { id: info.id, name: info.name, mimeType: info.mimeType, size: info.size },
+          }),
+        )
+        return { id: saved.id, name: saved.name, mimeType: saved.mimeType, size: saved.size }
+      },
       log: (message: string, data?: unknown) => {
         if (!live()) return
         this.record(undefined, 'STEP_LOG', state, { message: String(message), data: summarize(data) })

@@ -8,6 +8,7 @@ import './run.ts'
 import './workflow.ts'
 import './template.ts'
 import './event.ts'
+import './artifact.ts'
 
 export const schema = builder.toSchema({ sortSchema: true })
 export type { GraphQLContext } from './context.ts'

@@ -2,7 +2,7 @@
 // so a page of runs with their workflows and steps costs a constant number of statements).
 import { and, asc, desc, eq, inArray, lt, gt, sql, type SQL } from 'drizzle-orm'
 import type { Connection } from '../connection.ts'
-import { runs, steps, templates, workflows, workflowVersions, stepAttempts } from '../schema.ts'
+import { artifacts, runs, steps, templates, workflows, workflowVersions, stepAttempts } from '../schema.ts'
 
 export interface Page {
   limit: number
@@ -88,4 +88,13 @@ export function getLatestRunsByWorkflowIds(conn: Connection, workflowIds: readon
 
 export function countRunsByStatus(conn: Connection) {
   return conn.db.select({ status: runs.status, count: sql<number>`count(*)` }).from(runs).groupBy(runs.status).all()
+}
+
+export function getArtifactsByRunIds(conn: Connection, runIds: readonly string[]) {
+  if (runIds.length === 0) return []
+  return conn.db.select().from(artifacts).where(inArray(artifacts.runId, [...runIds])).orderBy(asc(artifacts.createdAt), asc(artifacts.id)).all()
+}
+
+export function getArtifact(conn: Connection, id: string) {
+  return conn.db.select().from(artifacts).where(eq(artifacts.id, id)).get()
 }

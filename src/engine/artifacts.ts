@@ -1,0 +1,52 @@
+// Files that actions produce: written under the artifacts directory, described by a row in SQLite,
+// listed on runs and steps and downloadable over HTTP.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { tmpdir } from 'node:os'
+import type { Connection } from '../db/connection.ts'
+import { insertArtifact } from '../db/sql/insertArtifact.ts'
+import { newId } from './ids.ts'
+import { ValidationError } from './errors.ts'
+
+export interface ArtifactInput {
+  name: string
+  mimeType: string
+  data: Uint8Array | string
+}
+
+export interface ArtifactInfo {
+  id: string
+  name: string
+  mimeType: string
+  size: number
+  path: string
+}
+
+const SAFE_NAME = /^[\w.\- ]{1,200}$/
+
+export class ArtifactStore {
+  readonly dir: string
+
+  constructor(private readonly conn: Connection, dir?: string) {
+    // Beside a database file by default; a temporary folder for in-memory databases.
+    this.dir = resolve(dir ?? (conn.path === ':memory:' ? join(tmpdir(), `conveyor-artifacts-${process.pid}`) : join(dirname(conn.path), 'artifacts')))
+  }
+
+  /** Writes the file now; `record` receives the row to insert, so it commits in order with the run's changes. */
+  save(runId: string, stepId: string | null, input: ArtifactInput, record: (insert: () => void, info: ArtifactInfo) => void): ArtifactInfo {
+    if (!SAFE_NAME.test(input.name) || input.name.startsWith('.')) {
+      throw new ValidationError(`artifact name "${input.name}" is not allowed`, [
+        { path: 'name', message: 'letters, digits, spaces, ".", "_" and "-" only, not starting with "."' },
+      ])
+    }
+    const id = newId('art')
+    const data = typeof input.data === 'string' ? Buffer.from(input.data, 'utf8') : input.data
+    const path = join(this.dir, runId, `${id}-${input.name}`)
+    mkdirSync(dirname(path), { recursive: true })
+    writeFileSync(path, data)
+    const row = { id, runId, stepId, name: input.name, mimeType: input.mimeType, size: data.byteLength, path, createdAt: Date.now() }
+    const info = { id, name: input.name, mimeType: input.mimeType, size: data.byteLength, path }
+    record(() => insertArtifact(this.conn, row), info)
+    return info
+  }
+}
