@@ -73,6 +73,10 @@ export const runs = sqliteTable(
     parentRunId: text('parent_run_id'),
     parentStepId: text('parent_step_id'),
     retryOf: text('retry_of'),
+    // Params bound to this run (a sub-workflow's or template's), given to steps that have none.
+    params: text('params', { mode: 'json' }),
+    // Edited params per step id, from retryRun: they replace the definition's params for that step.
+    stepParams: text('step_params', { mode: 'json' }),
     deadlineAt: integer('deadline_at'),
     createdAt: integer('created_at').notNull(),
     startedAt: integer('started_at'),
@@ -83,6 +87,8 @@ export const runs = sqliteTable(
     index('runs_workflow_created').on(t.workflowId, t.createdAt),
     index('runs_created').on(t.createdAt),
     index('runs_parent').on(t.parentRunId),
+    index('runs_retry_of').on(t.retryOf),
+    index('runs_finished').on(t.finishedAt),
     uniqueIndex('runs_idempotency').on(t.workflowId, t.idempotencyKey),
   ],
 )

@@ -17,8 +17,10 @@ import type { ExecutionHost } from './execution-host.ts'
 import { assertRunTransition, assertStepTransition, SETTLED_STEP_STATUSES } from './states.ts'
 import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from './expressions.ts'
 import { backoffDelay, resolveRetry } from './retry.ts'
-import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, TimeoutError } from './errors.ts'
+import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
 import { summarize, toJson } from './summary.ts'
+import { isWaitInstruction, readWaitRecord, waitRecord, type WaitSpec } from './wait.ts'
+import { markStepWaiting } from '../db/sql/markStepWaiting.ts'
 
 interface StepState {
   node: GraphNode
@@ -43,6 +45,8 @@ interface StepState {
   /** Bumped when an attempt ends: a late result of an abandoned attempt is ignored. */
   token: number
   startedAt?: number
+  /** Set while WAITING: what wakes the step. */
+  wait?: WaitSpec
 }
 
 export interface RunSpec {
@@ -175,6 +179,12 @@ export class RunExecution {
         case 'PENDING':
           this.maybeActivate(state)
           break
+        case 'WAITING': {
+          const row = rows.find((r) => r.stepId === state.node.id)
+          state.wait = readWaitRecord(row?.output) ?? { signal: true }
+          this.armWait(state)
+          break
+        }
         default:
           break
       }
@@ -415,6 +425,10 @@ export class RunExecution {
   }
 
   private attemptSucceeded(state: StepState, action: RegisteredAction, raw: unknown): void {
+    if (isWaitInstruction(raw)) {
+      this.startWaiting(state, { signal: raw.signal, until: raw.until })
+      return
+    }
     let output: unknown
     try {
       output = toJson(action.definition.output ? action.definition.output.parse(raw) : raw)
@@ -428,6 +442,79 @@ export class RunExecution {
       finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, at }),
     )
     this.settle(state, 'SUCCEEDED', { output })
+  }
+
+  // ---------------------------------------------------------------- waits (signals and timers)
+
+  private startWaiting(state: StepState, wait: WaitSpec): void {
+    assertStepTransition(state.node.id, state.status, 'WAITING')
+    state.status = 'WAITING'
+    state.wait = wait
+    const attempt = state.attempts
+    const record = waitRecord(wait)
+    this.host.journal.record(() =>
+      finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'WAITING', error: null, at: Date.now() }),
+    )
+    this.record(() => markStepWaiting(this.host.conn, this.id, state.node.id, record, wait.until ?? null), 'STEP_WAITING', state, record.waiting)
+    this.armWait(state)
+  }
+
+  private armWait(state: StepState): void {
+    const until = state.wait?.until
+    if (until === undefined) return
+    state.timer = setTimeout(() => {
+      state.timer = undefined
+      if (state.status !== 'WAITING' || this.finalizing || this.abandoned) return
+      if (state.wait?.signal) this.finishWaiting(state, 'FAILED', undefined, `no signal arrived before ${new Date(until).toISOString()}`)
+      else this.finishWaiting(state, 'SUCCEEDED', { firedAt: Date.now(), until })
+    }, Math.max(0, until - Date.now()))
+  }
+
+  private finishWaiting(state: StepState, status: 'SUCCEEDED' | 'FAILED', output: unknown, error?: string): void {
+    const attempt = state.attempts
+    this.host.journal.record(() =>
+      finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status, error: error ?? null, at: Date.now() }),
+    )
+    state.wait = undefined
+    if (status === 'SUCCEEDED') this.settle(state, 'SUCCEEDED', { output })
+    else this.fail(state, error!, false)
+  }
+
+  /** Delivers `signalRun`'s payload to a step waiting for a signal: it becomes the step's output. */
+  signal(stepId: string, payload: unknown): void {
+    const state = this.states.get(stepId)
+    if (!state) throw new NotFoundError(`run ${this.id} has no step "${stepId}"`)
+    if (state.status !== 'WAITING' || !state.wait?.signal || this.finalizing) {
+      throw new ConflictError(`step "${stepId}" of run ${this.id} is ${state.status}, not waiting for a signal`)
+    }
+    this.finishWaiting(state, 'SUCCEEDED', toJson(payload ?? null))
+  }
+
+  // ---------------------------------------------------------------- pause
+
+  /** No new dispatch; running actions finish. */
+  pause(): void {
+    if (this.status !== 'RUNNING' || this.stopping || this.finalizing) {
+      throw new ConflictError(`run ${this.id} is ${this.stopping ? 'stopping' : this.status} and cannot be paused`)
+    }
+    this.transitionRun('PAUSED', 'RUN_PAUSED', {}, {})
+  }
+
+  /** Dispatch continues where the pause left it. */
+  unpause(): void {
+    if (this.status !== 'PAUSED' || this.stopping || this.finalizing) {
+      throw new ConflictError(`run ${this.id} is ${this.status} and cannot be resumed`)
+    }
+    this.transitionRun('RUNNING', 'RUN_RESUMED', {}, {})
+    for (const state of this.states.values()) {
+      if (state.status === 'PENDING') this.maybeActivate(state)
+      else if (state.status === 'READY' && !state.waiter) {
+        const action = this.actionOf(state)
+        if (action) this.acquire(state, action)
+      } else if (state.status === 'RETRY_SCHEDULED' && !state.timer) this.enqueue(state, false)
+      else if (state.status === 'RUNNING' && state.node.kind === 'group' && state.childrenLeft === 0) this.settleGroup(state)
+    }
+    this.checkDone()
   }
 
   private attemptFailed(state: StepState, action: RegisteredAction, error: unknown): void {
@@ -604,6 +691,8 @@ export class RunExecution {
       if (this.inFlight === 0 && !this.anyPreparing()) this.finalize(this.stopping.status, this.stopping.error)
       return
     }
+    // A paused run finishes only after it is resumed.
+    if (this.status === 'PAUSED') return
     if (this.unsettled > 0) return
     const failed = [...this.states.values()].filter((s) => s.status === 'FAILED' && !s.node.def.continueOnError)
     if (failed.length > 0) this.finalize('FAILED', `step(s) failed: ${failed.map((s) => s.node.id).join(', ')}`)
