@@ -23,4 +23,6 @@ export interface ExecutionHost {
   artifacts: ArtifactStore
   readResult(runId: string): RunResult
   onFinished(run: RunExecution): void
+  /** onFailure: 'rollback' — compensate the run's succeeded steps (the run is ROLLING_BACK). */
+  startRollback(runId: string, reason: string): void
 }

@@ -4,6 +4,10 @@
 import { openContext, closeContext, type ContextOptions, type EngineContext } from './context.ts'
 import { WorkflowManager, type CompiledWorkflow } from './workflow-manager.ts'
 import { RunExecution } from './run-execution.ts'
+import { RunRollback } from './rollback.ts'
+import { planRetry } from './retry-plan.ts'
+import { TERMINAL_RUN_EVENTS } from './events.ts'
+import { summarize } from './summary.ts'
 import { PoolSet, type Pool } from './pools.ts'
 import type { FactoryLike, RegisteredAction } from './factory.ts'
 import type { ExecutionHost } from './execution-host.ts'
@@ -37,6 +41,10 @@ export class FactoryCoordinator implements ExecutionHost {
   private readonly active = new Map<string, RunExecution>()
   private readonly factoryWaiters = new Map<string, (() => void)[]>()
   private readonly pendingKeys = new Map<string, string>()
+  private readonly rollbacks = new Map<string, RunRollback>()
+  /** Callers of `wait` for runs still in flight, told when the run's terminal event commits. */
+  private readonly waiters = new Map<string, ((result: RunResult) => void)[]>()
+  private readonly unlistenBus: () => void
   private recovered = false
   private closing = false
   private readonly unlistenRegistry: () => void
@@ -50,6 +58,16 @@ export class FactoryCoordinator implements ExecutionHost {
     this.manager = shared?.manager ?? new WorkflowManager(this.context)
     this.defaultMaxParallel = shared?.maxParallel
     this.globalPool = this.pools.pool('workers', positiveOr(config.maxWorkers, Number.POSITIVE_INFINITY))
+    this.unlistenBus = this.context.bus.listen((events) => {
+      for (const e of events) {
+        if (!TERMINAL_RUN_EVENTS.has(e.type)) continue
+        const waiting = this.waiters.get(e.runId)
+        if (!waiting) continue
+        this.waiters.delete(e.runId)
+        const result = this.readResult(e.runId)
+        for (const resolve of waiting) resolve(result)
+      }
+    })
     this.unlistenRegistry = this.context.registry.onRegister((factory) => {
       const waiting = this.factoryWaiters.get(factory.name)
       if (!waiting) return
@@ -141,7 +159,7 @@ export class FactoryCoordinator implements ExecutionHost {
     if (checked.issues.length > 0) throw new ValidationError('run input is invalid', checked.issues)
     const runId = newId('run')
     const now = Date.now()
-    const execution = this.execution(compiled, runId, checked.value, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
+    const execution = this.execution(compiled, { id: runId, input: checked.value }, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
     const keyId = key !== undefined ? `${workflowId}\u0000${key}` : undefined
     if (keyId) this.pendingKeys.set(keyId, runId)
     this.journal.record(
@@ -167,24 +185,151 @@ export class FactoryCoordinator implements ExecutionHost {
   /** Settles with the run's result once it has finished (at once if it already has). */
   async wait(runId: string): Promise<RunResult> {
     this.recover()
-    const execution = this.active.get(runId)
-    if (execution) return execution.finished
+    // A run in flight may not be committed yet (a concurrent start with the same idempotency key).
+    if (this.active.has(runId) || this.rollbacks.has(runId)) return this.untilFinished(runId)
     const run = getRun(this.conn, runId)
     if (!run) throw new NotFoundError(`run ${runId} not found`)
     if (TERMINAL_RUN_STATUSES.has(run.status as RunStatus)) return this.readResult(runId)
     throw new ConflictError(`run ${runId} is ${run.status} but not in flight here`)
   }
 
+  /** Aborts running actions and settles the run CANCELLED. */
   async cancel(runId: string): Promise<RunResult> {
+    this.inFlight(runId, 'cancelled').cancel('CANCELLED')
+    return this.wait(runId)
+  }
+
+  /** No new steps start until `resume`; running actions finish. */
+  pause(runId: string): void {
+    this.inFlight(runId, 'paused').pause()
+  }
+
+  resume(runId: string): void {
+    this.inFlight(runId, 'resumed').unpause()
+  }
+
+  /** Delivers a payload to a step waiting for a signal (an approval, a callback). */
+  signal(runId: string, stepId: string, payload: unknown): void {
+    this.inFlight(runId, 'signalled').signal(stepId, payload)
+  }
+
+  /** The execution of a run in flight, or the right error for one that is not. */
+  private inFlight(runId: string, verb: string): RunExecution {
     this.recover()
     const execution = this.active.get(runId)
-    if (!execution) {
-      const run = getRun(this.conn, runId)
-      if (!run) throw new NotFoundError(`run ${runId} not found`)
-      throw new ConflictError(`run ${runId} is ${run.status} and cannot be cancelled`)
+    if (execution) return execution
+    const run = getRun(this.conn, runId)
+    if (!run) throw new NotFoundError(`run ${runId} not found`)
+    throw new ConflictError(`run ${runId} is ${run.status} and cannot be ${verb}`)
+  }
+
+  /**
+   * A new run of the same workflow version that reuses the outputs of succeeded steps and runs the
+   * failed step (or `fromStep`) and everything downstream again, optionally with edited params.
+   */
+  async retry(runId: string, options: { fromStep?: string; params?: Record<string, unknown> } = {}): Promise<{ runId: string }> {
+    if (this.closing) throw new ConflictError('the coordinator is shutting down')
+    this.recover()
+    const old = getRun(this.conn, runId)
+    if (!old) throw new NotFoundError(`run ${runId} not found`)
+    if (this.active.has(runId) || this.rollbacks.has(runId) || !TERMINAL_RUN_STATUSES.has(old.status as RunStatus)) {
+      throw new ConflictError(`run ${runId} is ${old.status}: only a finished run can be retried`)
     }
-    execution.cancel('CANCELLED')
-    return execution.finished
+    const compiled = this.manager.load(old.workflowId, old.workflowVersion)
+    const plan = planRetry(compiled.graph, getRunSteps(this.conn, runId), options.fromStep)
+    if (options.params !== undefined && (typeof options.params !== 'object' || options.params === null || Array.isArray(options.params))) {
+      throw new ValidationError('params must be an object', [{ path: 'params', message: 'must be an object' }])
+    }
+    let stepParams: Record<string, Record<string, unknown>> | undefined
+    if (options.params) {
+      const target = options.fromStep ?? (plan.failed.length === 1 ? plan.failed[0] : undefined)
+      if (!target) {
+        throw new ValidationError('edited params need a step: name it with fromStep', [{ path: 'fromStep', message: `${plan.failed.length} steps failed; say which one the params are for` }])
+      }
+      stepParams = { ...((old.stepParams as Record<string, Record<string, unknown>> | null) ?? {}), [target]: options.params }
+    } else if (old.stepParams) stepParams = old.stepParams as Record<string, Record<string, unknown>>
+    const newRunId = newId('run')
+    const now = Date.now()
+    const boundParams = (old.params as Record<string, unknown> | null) ?? compiled.boundParams
+    const execution = new RunExecution(this, {
+      id: newRunId, workflowId: compiled.workflowId, workflowName: compiled.name, workflowVersion: compiled.version,
+      definition: compiled.definition, graph: compiled.graph, input: old.input, boundParams, stepParams,
+      deadlineAt: compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null,
+    }, 'PENDING')
+    const steps = compiled.graph.ordered.map((n) => {
+      const reused = plan.reuse.get(n.id)
+      return {
+        stepId: n.id, parentStepId: n.parent, kind: n.kind, factory: n.factory, action: n.action,
+        ...(reused ? { status: 'SUCCEEDED', output: reused.output, params: reused.params, completedOrder: reused.completedOrder } : {}),
+      }
+    })
+    this.journal.record(
+      () => createRun(this.conn, {
+        id: newRunId, workflowId: compiled.workflowId, workflowVersion: compiled.version, status: 'PENDING', input: old.input,
+        idempotencyKey: null, parentRunId: old.parentRunId, parentStepId: old.parentStepId, retryOf: runId,
+        params: old.params ?? undefined, stepParams, deadlineAt: execution.spec.deadlineAt, createdAt: now,
+      }, steps),
+      {
+        type: 'RUN_CREATED', runId: newRunId, workflowId: compiled.workflowId, stepId: null, attempt: null, status: 'PENDING', at: now,
+        payload: { workflowVersion: compiled.version, input: old.input, retryOf: runId, fromStep: options.fromStep ?? null, reused: [...plan.reuse.keys()] },
+      },
+    )
+    for (const [stepId, row] of plan.reuse) {
+      this.journal.record(undefined, {
+        type: 'STEP_SUCCEEDED', runId: newRunId, workflowId: compiled.workflowId, stepId, attempt: null, status: 'SUCCEEDED', at: now,
+        payload: { output: summarize(row.output), reusedFrom: runId },
+      })
+    }
+    this.active.set(newRunId, execution)
+    execution.resume(steps.map((s) => ({
+      id: 0, runId: newRunId, stepId: s.stepId, parentStepId: s.parentStepId, kind: s.kind, factory: s.factory, action: s.action,
+      status: s.status ?? 'PENDING', params: s.params ?? null, output: s.output ?? null, error: null, attempts: 0, wakeAt: null,
+      completedOrder: s.completedOrder ?? null, startedAt: null, finishedAt: null,
+    })))
+    await new Promise<void>((resolve) => this.journal.afterCommit(resolve))
+    return { runId: newRunId }
+  }
+
+  /** Compensates the succeeded steps of a finished run, newest first (the saga). */
+  async rollback(runId: string): Promise<RunResult> {
+    this.recover()
+    const run = getRun(this.conn, runId)
+    if (!run) throw new NotFoundError(`run ${runId} not found`)
+    if (this.active.has(runId) || this.rollbacks.has(runId) || !TERMINAL_RUN_STATUSES.has(run.status as RunStatus) || run.status === 'ROLLED_BACK') {
+      throw new ConflictError(`run ${runId} is ${run.status}${this.active.has(runId) ? ' and still in flight' : ''}: only a finished run can be rolled back`)
+    }
+    const done = this.untilFinished(runId)
+    this.beginRollback(run, run.status as RunStatus, 'rollback requested')
+    return done
+  }
+
+  startRollback(runId: string, reason: string): void {
+    const run = getRun(this.conn, runId)
+    if (run) this.beginRollback(run, 'ROLLING_BACK', reason)
+  }
+
+  private beginRollback(run: { id: string; workflowId: string; workflowVersion: number; input: unknown }, status: RunStatus, reason: string): void {
+    const compiled = this.manager.load(run.workflowId, run.workflowVersion)
+    const rollback = new RunRollback(this.context, {
+      runId: run.id, workflowId: run.workflowId, graph: compiled.graph, input: run.input, status, reason,
+    })
+    this.rollbacks.set(run.id, rollback)
+    rollback.run(getRunSteps(this.conn, run.id)).then(
+      () => this.rollbacks.delete(run.id),
+      (error) => {
+        this.rollbacks.delete(run.id)
+        this.context.logger.error({ err: error, runId: run.id }, 'rollback stopped')
+      },
+    )
+  }
+
+  /** Resolves when the run's terminal event commits. */
+  private untilFinished(runId: string): Promise<RunResult> {
+    return new Promise((resolve) => {
+      const list = this.waiters.get(runId) ?? []
+      list.push(resolve)
+      this.waiters.set(runId, list)
+    })
   }
 
   isActive(runId: string): boolean {
@@ -200,7 +345,11 @@ export class FactoryCoordinator implements ExecutionHost {
     if (this.recovered || this.closing) return
     this.recovered = true
     for (const run of listUnfinishedRuns(this.conn)) {
-      if (this.active.has(run.id)) continue
+      if (this.active.has(run.id) || this.rollbacks.has(run.id)) continue
+      if (run.status === 'ROLLING_BACK') {
+        this.beginRollback(run, 'ROLLING_BACK', run.error ?? 'rollback resumed after a restart')
+        continue
+      }
       let compiled: CompiledWorkflow
       try {
         compiled = this.manager.load(run.workflowId, run.workflowVersion)
@@ -208,16 +357,24 @@ export class FactoryCoordinator implements ExecutionHost {
         this.context.logger.error({ err: error, runId: run.id }, 'cannot resume run')
         continue
       }
-      const execution = this.execution(compiled, run.id, run.input, run.deadlineAt, run.status as RunStatus)
+      const execution = this.execution(compiled, run, run.deadlineAt, run.status as RunStatus)
       this.active.set(run.id, execution)
       execution.resume(getRunSteps(this.conn, run.id))
     }
   }
 
-  private execution(compiled: CompiledWorkflow, runId: string, input: unknown, deadlineAt: number | null, status: RunStatus): RunExecution {
+  private execution(
+    compiled: CompiledWorkflow,
+    run: { id: string; input: unknown; params?: unknown; stepParams?: unknown },
+    deadlineAt: number | null,
+    status: RunStatus,
+  ): RunExecution {
     return new RunExecution(this, {
-      id: runId, workflowId: compiled.workflowId, workflowName: compiled.name, workflowVersion: compiled.version,
-      definition: compiled.definition, graph: compiled.graph, input, boundParams: compiled.boundParams, deadlineAt,
+      id: run.id, workflowId: compiled.workflowId, workflowName: compiled.name, workflowVersion: compiled.version,
+      definition: compiled.definition, graph: compiled.graph, input: run.input,
+      boundParams: (run.params as Record<string, unknown> | null | undefined) ?? compiled.boundParams,
+      stepParams: (run.stepParams as Record<string, Record<string, unknown>> | null | undefined) ?? undefined,
+      deadlineAt,
     }, status)
   }
 
@@ -236,7 +393,10 @@ export class FactoryCoordinator implements ExecutionHost {
       }
     }
     for (const run of this.active.values()) run.abandon(new CancelledError('shutting down'))
+    for (const rollback of this.rollbacks.values()) rollback.abandon()
     this.active.clear()
+    this.rollbacks.clear()
+    this.unlistenBus()
     this.unlistenRegistry()
     this.journal.flush()
     if (this.owned) closeContext(this.context)

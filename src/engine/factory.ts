@@ -2,10 +2,17 @@
 // passes instances). The registry is what validation and dispatch look actions up in.
 import { z, type ZodType } from 'zod'
 import { closest, distance } from 'fastest-levenshtein'
-import type { ActionDefinition, FactoryDefinition } from './interfaces.ts'
+import type { ActionDefinition, FactoryDefinition, FactoryHealthResult } from './interfaces.ts'
+import { errorMessage } from './errors.ts'
 
 export function defineFactory<const A extends Record<string, ActionDefinition>>(
-  definition: { name: string; description?: string; concurrency?: number; actions: A },
+  definition: {
+    name: string
+    description?: string
+    concurrency?: number
+    actions: A
+    health?: () => Promise<FactoryHealthResult> | FactoryHealthResult
+  },
 ): FactoryDefinition & { actions: A } {
   return definition
 }
@@ -26,6 +33,40 @@ export interface RegisteredFactory {
   description: string
   concurrency?: number
   actions: Map<string, RegisteredAction>
+  /** The factory's own health check (factories made with `defineFactory` may declare one). */
+  health?: () => Promise<FactoryHealthResult> | FactoryHealthResult
+}
+
+export interface FactoryHealthReport extends FactoryHealthResult {
+  checkedAt: Date
+}
+
+export const HEALTH_CHECK_TIMEOUT_MS = 2000
+
+/**
+ * Runs a factory's health check with a deadline. A check that throws, times out or answers
+ * something other than `{ ok: boolean }` reports ok: false with the reason; a factory without a
+ * check reports ok: true, "no health check".
+ */
+export async function checkFactoryHealth(factory: RegisteredFactory, timeoutMs = HEALTH_CHECK_TIMEOUT_MS): Promise<FactoryHealthReport> {
+  if (!factory.health) return { ok: true, message: 'no health check', checkedAt: new Date() }
+  let timer: NodeJS.Timeout | undefined
+  try {
+    const check = factory.health
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`health check timed out after ${timeoutMs} ms`)), timeoutMs)
+    })
+    const result = await Promise.race([Promise.resolve().then(() => check()), deadline])
+    if (!result || typeof result !== 'object' || typeof (result as { ok?: unknown }).ok !== 'boolean') {
+      return { ok: false, message: 'health check did not answer { ok: boolean }', checkedAt: new Date() }
+    }
+    const message = (result as { message?: unknown }).message
+    return { ok: result.ok, message: typeof message === 'string' ? message : undefined, checkedAt: new Date() }
+  } catch (error) {
+    return { ok: false, message: errorMessage(error), checkedAt: new Date() }
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 function isFactoryDefinition(value: object): value is FactoryDefinition {
@@ -61,9 +102,11 @@ export function normaliseFactory(name: string, factory: FactoryLike): Registered
   const actions = new Map<string, RegisteredAction>()
   let description = ''
   let concurrency: number | undefined
+  let health: RegisteredFactory['health']
   if (isFactoryDefinition(factory)) {
     description = factory.description ?? ''
     concurrency = factory.concurrency
+    if (typeof factory.health === 'function') health = factory.health.bind(factory)
     for (const [actionName, definition] of Object.entries(factory.actions)) {
       actions.set(actionName, {
         factory: name,
@@ -88,7 +131,7 @@ export function normaliseFactory(name: string, factory: FactoryLike): Registered
     }
   }
   if (actions.size === 0) throw new TypeError(`factory "${name}" has no actions`)
-  return { name, description, concurrency, actions }
+  return { name, description, concurrency, actions, health }
 }
 
 export function didYouMean(name: string, candidates: Iterable<string>): string {
@@ -125,6 +168,12 @@ export class FactoryRegistry {
 
   has(name: string): boolean {
     return this.factories.has(name)
+  }
+
+  /** Runs the named factory's health check (see `checkFactoryHealth`); undefined for an unknown name. */
+  async health(name: string, timeoutMs?: number): Promise<FactoryHealthReport | undefined> {
+    const factory = this.factories.get(name)
+    return factory ? checkFactoryHealth(factory, timeoutMs) : undefined
   }
 
   names(): string[] {

@@ -140,6 +140,14 @@ export interface FactoryDefinition {
   /** Maximum in-flight calls of any action of this factory across all runs. */
   concurrency?: number
   actions: Record<string, ActionDefinition>
+  /** Optional check of what the factory depends on (a service, a key); see `checkFactoryHealth`. */
+  health?: () => Promise<FactoryHealthResult> | FactoryHealthResult
+}
+
+/** What a factory's health check answers. */
+export interface FactoryHealthResult {
+  ok: boolean
+  message?: string
 }
 
 // ---- Results ----

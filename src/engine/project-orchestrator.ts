@@ -95,6 +95,54 @@ export class ProjectOrchestrator {
     return this.coordinator.cancel(runId)
   }
 
+  /** No new steps start until resumeRun; running actions finish. RUN_PAUSED. */
+  async pauseRun(runId: string): Promise<RunResult> {
+    this.coordinator.pause(runId)
+    return this.committed(runId)
+  }
+
+  /** RUN_RESUMED; dispatch continues. */
+  async resumeRun(runId: string): Promise<RunResult> {
+    this.coordinator.resume(runId)
+    return this.committed(runId)
+  }
+
+  /** A step waiting for a signal (control.approval) takes `payload` as its output. */
+  async signalRun(runId: string, stepId: string, payload?: unknown): Promise<RunResult> {
+    this.coordinator.signal(runId, stepId, payload)
+    return this.committed(runId)
+  }
+
+  /**
+   * Reruns a finished run as a new run of the same version: succeeded steps are reused (their actions
+   * are not called), the failed step (or `fromStep`) and everything downstream run again, with
+   * `params` replacing that step's params if given.
+   */
+  retryRun(runId: string, options: { fromStep?: string; params?: Record<string, unknown> } = {}): Promise<{ runId: string }> {
+    return this.coordinator.retry(runId, options)
+  }
+
+  /** Compensates a finished run's succeeded steps in reverse completion order; settles ROLLED_BACK or FAILED. */
+  rollbackRun(runId: string): Promise<RunResult> {
+    return this.coordinator.rollback(runId)
+  }
+
+  /** Stores `definition` as the workflow's next version; runs already started keep theirs. */
+  async updateWorkflow(workflowId: string, definition: unknown): Promise<{ version: number }> {
+    return { version: this.workflows.update(workflowId, definition) }
+  }
+
+  /** Makes an earlier version's definition current again, as a new version. */
+  async rollbackWorkflow(workflowId: string, version: number): Promise<{ version: number }> {
+    return { version: this.workflows.restoreVersion(workflowId, version) }
+  }
+
+  /** The run's state once everything queued so far is committed. */
+  private async committed(runId: string): Promise<RunResult> {
+    await new Promise<void>((resolve) => this.context.journal.afterCommit(resolve))
+    return this.coordinator.readResult(runId)
+  }
+
   /** Status of the workflow's latest run (the seed's get_workflow_status). */
   async getWorkflowStatus(workflowId: string): Promise<WorkflowStatusReport> {
     const workflow = this.workflows.get(workflowId)

@@ -44,3 +44,14 @@ export function backoffDelay(policy: ResolvedRetry, attempt: number, random: () 
   if (policy.jitter > 0) delay -= delay * policy.jitter * random()
   return Math.max(0, Math.round(delay))
 }
+
+/**
+ * The delay before the next attempt after `error` ended attempt `attempt`. An error may carry
+ * `retryAfterMs` (a finite number >= 0, e.g. from an HTTP `Retry-After` header): the server's word
+ * then replaces the backoff, capped by the policy's `maxMs` and without jitter.
+ */
+export function retryDelay(policy: ResolvedRetry, attempt: number, error: unknown, random: () => number = Math.random): number {
+  const after = error && typeof error === 'object' ? (error as { retryAfterMs?: unknown }).retryAfterMs : undefined
+  if (typeof after === 'number' && Number.isFinite(after) && after >= 0) return Math.round(Math.min(after, policy.maxMs))
+  return backoffDelay(policy, attempt, random)
+}

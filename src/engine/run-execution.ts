@@ -16,7 +16,7 @@ import type { Pool, Waiter } from './pools.ts'
 import type { ExecutionHost } from './execution-host.ts'
 import { assertRunTransition, assertStepTransition, SETTLED_STEP_STATUSES } from './states.ts'
 import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from './expressions.ts'
-import { backoffDelay, resolveRetry } from './retry.ts'
+import { resolveRetry, retryDelay } from './retry.ts'
 import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
 import { summarize, toJson } from './summary.ts'
 import { isWaitInstruction, readWaitRecord, waitRecord, type WaitSpec } from './wait.ts'
@@ -58,6 +58,8 @@ export interface RunSpec {
   graph: Graph
   input: unknown
   boundParams: Record<string, unknown> | undefined
+  /** Edited params by step id (retryRun): they replace the definition's params for that step. */
+  stepParams?: Record<string, Record<string, unknown>>
   deadlineAt: number | null
 }
 
@@ -78,13 +80,10 @@ export class RunExecution {
   private runPool: Pool
   private deadlineTimer: NodeJS.Timeout | undefined
   private abandoned = false
-  readonly finished: Promise<RunResult>
-  private resolveFinished!: (result: RunResult) => void
 
   constructor(private readonly host: ExecutionHost, readonly spec: RunSpec, status: RunStatus) {
     this.id = spec.id
     this.status = status
-    this.finished = new Promise((resolve) => (this.resolveFinished = resolve))
     const maxParallel = spec.definition.maxParallel ?? host.defaultMaxParallel
     this.runPool = host.pools.pool(`run:${spec.id}`, maxParallel ?? Number.POSITIVE_INFINITY)
     this.baseScope = {
@@ -264,7 +263,7 @@ export class RunExecution {
       this.settle(state, 'SKIPPED', { reason: 'when is false' })
       return
     }
-    const rawParams = def.params ?? this.spec.boundParams ?? {}
+    const rawParams = this.spec.stepParams?.[state.node.id] ?? def.params ?? this.spec.boundParams ?? {}
     if (typeof def.when !== 'string' && !hasExpression(rawParams)) {
       this.activate(state, rawParams)
       return
@@ -526,7 +525,7 @@ export class RunExecution {
     )
     const policy = resolveRetry(state.node.def.retry, action.definition.retry, this.spec.definition.retry)
     if (isRetryable(error) && attempt < policy.maxAttempts && this.active) {
-      const delayMs = backoffDelay(policy, attempt)
+      const delayMs = retryDelay(policy, attempt, error)
       const wakeAt = Date.now() + delayMs
       assertStepTransition(state.node.id, state.status, 'RETRY_SCHEDULED')
       state.status = 'RETRY_SCHEDULED'
@@ -714,7 +713,14 @@ export class RunExecution {
       this.settle(state, 'CANCELLED', { reason: error ?? status })
     }
     if (status === 'SUCCEEDED') void this.finishWithOutput()
-    else this.transitionRun(status, `RUN_${status}` as EventType, { error }, { finished: true, error: error ?? null }, true)
+    else if (status === 'FAILED' && this.spec.definition.onFailure === 'rollback') {
+      // The saga: compensate what succeeded instead of ending FAILED.
+      this.transitionRun('ROLLING_BACK', 'RUN_ROLLING_BACK', { error }, { error: error ?? null }, () => {
+        this.host.pools.drop(this.runPool.name)
+        this.host.onFinished(this)
+        this.host.startRollback(this.id, error ?? 'run failed')
+      })
+    } else this.transitionRun(status, `RUN_${status}` as EventType, { error }, { finished: true, error: error ?? null }, true)
   }
 
   private async finishWithOutput(): Promise<void> {
@@ -742,7 +748,7 @@ export class RunExecution {
     type: EventType,
     payload: Record<string, unknown>,
     change: { started?: boolean; finished?: boolean; output?: unknown; error?: string | null },
-    terminal = false,
+    after: boolean | (() => void) = false,
   ): void {
     if (this.abandoned) return
     assertRunTransition(this.id, this.status, status)
@@ -751,14 +757,13 @@ export class RunExecution {
     this.host.journal.record(
       () => setRunStatus(this.host.conn, { runId: this.id, status, at, ...change }),
       this.event(type, null, payload, status),
-      terminal ? () => this.onCommittedTerminal() : undefined,
+      after === true ? () => this.onCommittedTerminal() : after === false ? undefined : after,
     )
   }
 
   private onCommittedTerminal(): void {
     this.dropPools()
     this.host.onFinished(this)
-    this.resolveFinished(this.host.readResult(this.id))
   }
 
   private armDeadline(): void {

@@ -6,7 +6,7 @@ import { ConflictError } from './errors.ts'
 const RUN: Record<RunStatus, readonly RunStatus[]> = {
   PENDING: ['RUNNING', 'CANCELLED', 'FAILED', 'TIMED_OUT'],
   RUNNING: ['PAUSED', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'ROLLING_BACK'],
-  PAUSED: ['RUNNING', 'CANCELLED', 'TIMED_OUT', 'FAILED'],
+  PAUSED: ['RUNNING', 'CANCELLED', 'TIMED_OUT', 'FAILED', 'ROLLING_BACK'],
   ROLLING_BACK: ['ROLLED_BACK', 'FAILED'],
   SUCCEEDED: ['ROLLING_BACK'],
   FAILED: ['ROLLING_BACK'],
@@ -27,7 +27,8 @@ const STEP: Record<StepStatus, readonly StepStatus[]> = {
   FAILED: [],
   SKIPPED: [],
   CANCELLED: [],
-  COMPENSATING: ['COMPENSATED', 'FAILED'],
+  // A compensation interrupted by a restart is tried again (at-least-once).
+  COMPENSATING: ['COMPENSATING', 'COMPENSATED', 'FAILED'],
   COMPENSATED: [],
 }
 

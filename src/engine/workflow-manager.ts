@@ -83,6 +83,24 @@ export class WorkflowManager {
     return current.version + 1
   }
 
+  /** Validates `definition` and makes it the workflow's next version. Returns that version. */
+  update(workflowId: string, definition: unknown): number {
+    const current = this.load(workflowId)
+    const def = this.validated(definition, { boundParams: current.boundParams }, `workflow "${current.name}"`)
+    const version = current.version + 1
+    insertWorkflowVersion(this.context.conn, workflowId, version, def, Date.now())
+    return version
+  }
+
+  /** Makes version `version`'s definition current again, as a new version. Returns that version. */
+  restoreVersion(workflowId: string, version: number): number {
+    const current = this.load(workflowId)
+    const old = this.load(workflowId, version)
+    const next = current.version + 1
+    insertWorkflowVersion(this.context.conn, workflowId, next, old.definition, Date.now())
+    return next
+  }
+
   /** Registers a reusable template; a changed definition becomes the next version. */
   registerTemplate(name: string, definition: unknown): TemplateInfo {
     checkName(name, 'template')

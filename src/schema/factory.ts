@@ -1,5 +1,5 @@
 import { builder } from './builder.ts'
-import type { RegisteredAction, RegisteredFactory } from '../engine/factory.ts'
+import { checkFactoryHealth, type FactoryHealthReport, type RegisteredAction, type RegisteredFactory } from '../engine/factory.ts'
 
 export const FactoryActionType = builder.objectRef<RegisteredAction>('FactoryAction').implement({
   description: 'One operation of a factory. inputSchema is JSON Schema, so a frontend can build a form from it.',
@@ -14,6 +14,15 @@ export const FactoryActionType = builder.objectRef<RegisteredAction>('FactoryAct
   }),
 })
 
+export const FactoryHealthType = builder.objectRef<FactoryHealthReport>('FactoryHealth').implement({
+  description: "The answer of a factory's health check, run when asked (with a 2 s deadline).",
+  fields: (t) => ({
+    ok: t.exposeBoolean('ok'),
+    message: t.string({ nullable: true, resolve: (h) => h.message ?? null }),
+    checkedAt: t.field({ type: 'DateTime', resolve: (h) => h.checkedAt }),
+  }),
+})
+
 export const FactoryType = builder.objectRef<RegisteredFactory>('Factory').implement({
   description: 'A named provider of actions.',
   fields: (t) => ({
@@ -21,6 +30,11 @@ export const FactoryType = builder.objectRef<RegisteredFactory>('Factory').imple
     description: t.exposeString('description'),
     concurrency: t.int({ nullable: true, resolve: (f) => f.concurrency ?? null }),
     actions: t.field({ type: [FactoryActionType], resolve: (f) => [...f.actions.values()] }),
+    health: t.field({
+      type: FactoryHealthType,
+      description: 'Runs the factory\'s health check now: ok false when it fails, throws or takes longer than 2 s; ok true "no health check" when it has none.',
+      resolve: (f) => checkFactoryHealth(f),
+    }),
   }),
 })
 

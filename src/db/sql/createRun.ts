@@ -10,6 +10,8 @@ export interface NewRun {
   parentRunId: string | null
   parentStepId: string | null
   retryOf: string | null
+  params?: unknown
+  stepParams?: unknown
   deadlineAt: number | null
   createdAt: number
 }
@@ -20,25 +22,41 @@ export interface NewStep {
   kind: string
   factory: string | null
   action: string | null
+  /** A rerun starts the steps it reuses as SUCCEEDED with their earlier output. */
+  status?: string
+  output?: unknown
+  params?: unknown
+  attempts?: number
+  completedOrder?: number | null
 }
 
 const STEP_CHUNK = 100
 
-/** Inserts the run and a PENDING row for every step of its graph. */
+/** Inserts the run and a row for every step of its graph (PENDING unless given). */
 export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): void {
   conn
     .statement(
       `INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, parent_run_id, parent_step_id,
-        retry_of, deadline_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        retry_of, params, step_params, deadline_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
       run.id, run.workflowId, run.workflowVersion, run.status, JSON.stringify(run.input ?? null), run.idempotencyKey,
-      run.parentRunId, run.parentStepId, run.retryOf, run.deadlineAt, run.createdAt,
+      run.parentRunId, run.parentStepId, run.retryOf, json(run.params), json(run.stepParams), run.deadlineAt, run.createdAt,
     )
-  const row = "(?, ?, ?, ?, ?, ?, 'PENDING')"
+  const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
   for (let i = 0; i < steps.length; i += STEP_CHUNK) {
     const chunk = steps.slice(i, i + STEP_CHUNK)
-    const sql = `INSERT INTO steps (run_id, step_id, parent_step_id, kind, factory, action, status) VALUES ${chunk.map(() => row).join(', ')}`
-    conn.statement(sql).run(...chunk.flatMap((s) => [run.id, s.stepId, s.parentStepId, s.kind, s.factory, s.action]))
+    const sql = `INSERT INTO steps (run_id, step_id, parent_step_id, kind, factory, action, status, output, params, attempts, completed_order)
+      VALUES ${chunk.map(() => row).join(', ')}`
+    conn.statement(sql).run(
+      ...chunk.flatMap((s) => [
+        run.id, s.stepId, s.parentStepId, s.kind, s.factory, s.action, s.status ?? 'PENDING', json(s.output), json(s.params),
+        s.attempts ?? 0, s.completedOrder ?? null,
+      ]),
+    )
   }
+}
+
+function json(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value)
 }

@@ -1,0 +1,140 @@
+// The saga: compensate a run's succeeded steps in reverse completion order, each as its own events.
+// A failing compensation is recorded and the rollback goes on; the run ends ROLLED_BACK, or FAILED
+// with the reasons. Resumable: a restart picks up the steps not yet compensated.
+import type { StepRow } from '../db/schema.ts'
+import { setStepStatus } from '../db/sql/setStepStatus.ts'
+import { setRunStatus } from '../db/sql/setRunStatus.ts'
+import type { NewEvent } from '../db/sql/insertEvent.ts'
+import type { Journal } from './journal.ts'
+import type { Connection } from '../db/connection.ts'
+import type { FactoryRegistry } from './factory.ts'
+import type { Graph } from './graph.ts'
+import type { ActionContext, EventType, RunStatus } from './interfaces.ts'
+import { assertRunTransition, assertStepTransition } from './states.ts'
+import { CancelledError, errorMessage, TimeoutError } from './errors.ts'
+
+export interface RollbackHost {
+  conn: Connection
+  journal: Journal
+  registry: FactoryRegistry
+}
+
+export interface RollbackSpec {
+  runId: string
+  workflowId: string
+  graph: Graph
+  input: unknown
+  /** The run's status now: a finished run first goes ROLLING_BACK. */
+  status: RunStatus
+  reason: string
+}
+
+export class RunRollback {
+  private readonly controller = new AbortController()
+
+  constructor(private readonly host: RollbackHost, private readonly spec: RollbackSpec) {}
+
+  /** Compensates; resolves when the run has reached ROLLED_BACK or FAILED (committed). */
+  async run(rows: StepRow[]): Promise<void> {
+    const { runId, reason } = this.spec
+    if (this.spec.status !== 'ROLLING_BACK') {
+      assertRunTransition(runId, this.spec.status, 'ROLLING_BACK')
+      this.record(() => setRunStatus(this.host.conn, { runId, status: 'ROLLING_BACK', at: Date.now() }), 'RUN_ROLLING_BACK', null, 'ROLLING_BACK', { reason })
+    }
+    const outputs: Record<string, unknown> = {}
+    for (const row of rows) if (row.status === 'SUCCEEDED' || row.status === 'COMPENSATING') outputs[row.stepId] = row.output
+    const todo = rows
+      .filter((r) => r.kind === 'action' && (r.status === 'SUCCEEDED' || r.status === 'COMPENSATING'))
+      .sort((a, b) => (b.completedOrder ?? 0) - (a.completedOrder ?? 0))
+    const compensated: string[] = []
+    const skipped: string[] = []
+    const failed: string[] = []
+    for (const row of todo) {
+      if (this.controller.signal.aborted) return
+      const node = this.spec.graph.nodes.get(row.stepId)
+      const action = row.factory && row.action ? this.host.registry.action(row.factory, row.action) : undefined
+      const compensate = action?.definition.compensate
+      if (!compensate || node?.def.compensate === false) {
+        skipped.push(row.stepId)
+        continue
+      }
+      assertStepTransition(row.stepId, row.status as 'SUCCEEDED', 'COMPENSATING')
+      this.record(() => setStepStatus(this.host.conn, runId, row.stepId, 'COMPENSATING', null), 'STEP_COMPENSATING', row.stepId, 'COMPENSATING', {})
+      try {
+        await this.call(compensate.bind(action!.definition), row, outputs, action!.definition.timeoutMs)
+        this.record(() => setStepStatus(this.host.conn, runId, row.stepId, 'COMPENSATED', null), 'STEP_COMPENSATED', row.stepId, 'COMPENSATED', {})
+        compensated.push(row.stepId)
+      } catch (error) {
+        if (this.controller.signal.aborted) return
+        const message = `compensation failed: ${errorMessage(error)}`
+        this.record(() => setStepStatus(this.host.conn, runId, row.stepId, 'FAILED', message), 'STEP_FAILED', row.stepId, 'FAILED', {
+          error: message, compensation: true,
+        })
+        failed.push(row.stepId)
+      }
+    }
+    const at = Date.now()
+    const done = new Promise<void>((resolve) => {
+      if (failed.length === 0) {
+        this.host.journal.record(
+          () => setRunStatus(this.host.conn, { runId, status: 'ROLLED_BACK', at, finished: true }),
+          this.event('RUN_ROLLED_BACK', null, 'ROLLED_BACK', { reason, compensated, skipped }),
+          resolve,
+        )
+      } else {
+        const error = `rollback incomplete: compensation failed for ${failed.join(', ')} (rolled back because: ${reason})`
+        this.host.journal.record(
+          () => setRunStatus(this.host.conn, { runId, status: 'FAILED', at, finished: true, error }),
+          this.event('RUN_FAILED', null, 'FAILED', { error, compensated, skipped, failed }),
+          resolve,
+        )
+      }
+    })
+    await done
+  }
+
+  /** Shutdown: stop between compensations; the next start resumes the rollback. */
+  abandon(): void {
+    this.controller.abort(new CancelledError('shutting down'))
+  }
+
+  private async call(
+    compensate: (input: unknown, output: unknown, ctx: ActionContext) => unknown,
+    row: StepRow,
+    outputs: Record<string, unknown>,
+    timeoutMs: number | undefined,
+  ): Promise<void> {
+    const signals = [this.controller.signal]
+    if (timeoutMs) signals.push(AbortSignal.timeout(timeoutMs))
+    const signal = AbortSignal.any(signals)
+    const ctx: ActionContext = {
+      runId: this.spec.runId,
+      workflowId: this.spec.workflowId,
+      stepId: row.stepId,
+      attempt: row.attempts,
+      signal,
+      idempotencyKey: `${this.spec.runId}:${row.stepId}:compensate`,
+      steps: outputs,
+      previous: undefined,
+      input: this.spec.input,
+      params: (row.params as Record<string, unknown>) ?? {},
+      progress: () => {},
+      log: (message, data) => this.record(undefined, 'STEP_LOG', row.stepId, 'COMPENSATING', { message: String(message), data: data ?? null }),
+      artifact: () => {
+        throw new Error('compensations cannot store artifacts')
+      },
+    }
+    const aborted = new Promise<never>((_, reject) => {
+      signal.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new TimeoutError('compensation timed out')), { once: true })
+    })
+    await Promise.race([Promise.resolve().then(() => compensate(row.params ?? {}, row.output, ctx)), aborted])
+  }
+
+  private event(type: EventType, stepId: string | null, status: string, payload: unknown): NewEvent {
+    return { type, runId: this.spec.runId, workflowId: this.spec.workflowId, stepId, attempt: null, status, at: Date.now(), payload }
+  }
+
+  private record(apply: (() => void) | undefined, type: EventType, stepId: string | null, status: string, payload: unknown): void {
+    this.host.journal.record(apply, this.event(type, stepId, status, payload))
+  }
+}
