@@ -5,11 +5,15 @@ import type { FactoryLike } from './engine/factory.ts'
 import type { WorkflowDefinition } from './engine/interfaces.ts'
 import { ProjectOrchestrator, type OrchestratorConfig } from './engine/project-orchestrator.ts'
 import { controlFactory } from './engine/factories/control.ts'
+import { httpFactory } from './engine/factories/http.ts'
+import { transformFactory } from './engine/factories/transform.ts'
 
 export interface ConveyorConfig extends Omit<OrchestratorConfig, 'logger'> {
   factories?: Record<string, FactoryLike>
   templates?: Record<string, WorkflowDefinition>
   server?: { host?: string; port?: number }
+  /** The built-in `http` factory. `allowedHosts` is empty by default: every request is refused. */
+  http?: { allowedHosts?: string[]; maxResponseBytes?: number }
 }
 
 /** Typed identity: gives a config file completion and checking. */
@@ -25,10 +29,12 @@ export async function loadConfig(path: string): Promise<ConveyorConfig> {
   return config
 }
 
-/** An orchestrator with the built-in factories, then the config's factories and templates. */
+/** An orchestrator with the built-in factories (control, http, transform), then the config's factories and templates. */
 export function orchestratorFromConfig(config: ConveyorConfig, overrides: Partial<OrchestratorConfig> = {}): ProjectOrchestrator {
   const orchestrator = new ProjectOrchestrator({ ...config, ...overrides })
   orchestrator.registerFactory('control', controlFactory)
+  orchestrator.registerFactory('http', httpFactory({ allowedHosts: config.http?.allowedHosts ?? [], maxResponseBytes: config.http?.maxResponseBytes }))
+  orchestrator.registerFactory('transform', transformFactory)
   for (const [name, factory] of Object.entries(config.factories ?? {})) orchestrator.registerFactory(name, factory)
   for (const [name, definition] of Object.entries(config.templates ?? {})) orchestrator.workflows.registerTemplate(name, definition)
   return orchestrator

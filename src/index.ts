@@ -2,10 +2,12 @@
 export { ProjectOrchestrator, type OrchestratorConfig, type WorkflowStatusReport } from './engine/project-orchestrator.ts'
 export { WorkflowManager, type TemplateInfo } from './engine/workflow-manager.ts'
 export { FactoryCoordinator, type CoordinatorConfig, type StartOptions } from './engine/factory-coordinator.ts'
-export { defineFactory, type FactoryLike } from './engine/factory.ts'
+export { defineFactory, checkFactoryHealth, type FactoryLike, type FactoryHealthReport } from './engine/factory.ts'
 export { defineConfig, loadConfig, orchestratorFromConfig, type ConveyorConfig } from './config.ts'
 export { startServer, type ServerOptions, type RunningServer } from './server.ts'
 export { controlFactory } from './engine/factories/control.ts'
+export { httpFactory, type HttpFactoryOptions } from './engine/factories/http.ts'
+export { transformFactory } from './engine/factories/transform.ts'
 export { EventStream } from './engine/events.ts'
 export {
   ConveyorError, ValidationError, NotFoundError, ConflictError, NonRetryableError, TimeoutError, CancelledError,

@@ -9,6 +9,13 @@ const SAMPLE = JSON.parse(readFileSync(new URL('../data/sample-prices.json', imp
   series: Record<string, number[]>
 }
 
+/** The sample close series shipped with the examples (synthetic, not market data), by symbol. */
+export function sampleSeries(symbol: string): number[] | undefined {
+  const key = symbol.toUpperCase()
+  return Object.hasOwn(SAMPLE.series, key) ? SAMPLE.series[key] : undefined
+}
+export const SAMPLE_SYMBOLS = Object.keys(SAMPLE.series)
+
 const analysis = z.object({
   symbol: z.string(),
   source: z.enum(['input', 'sample']),

@@ -72,6 +72,14 @@ export class Catalog {
     return q.getArtifact(this.conn, id)
   }
 
+  retriesOf(runId: string): RunRecord[] {
+    return q.getRetriesOf(this.conn, runId)
+  }
+
+  childRunsOf(runId: string): RunRecord[] {
+    return q.getChildRunsOf(this.conn, runId)
+  }
+
   runCounts(): { status: string; count: number }[] {
     return q.countRunsByStatus(this.conn)
   }

@@ -3,6 +3,7 @@
 // buffer and reads the log from SQLite instead, so a slow reader never holds the engine back.
 import type { Connection } from '../db/connection.ts'
 import { lastEventSeq, listEvents } from '../db/sql/listEvents.ts'
+import { getRun } from '../db/sql/getRun.ts'
 import type { EventFilter, EventType, RunEvent } from './interfaces.ts'
 
 export type EventListener = (event: RunEvent) => void
@@ -129,12 +130,18 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
       const e = this.take()
       if (e) {
         this.cursor = e.seq
-        if (this.options.untilRunFinished && TERMINAL_RUN_EVENTS.has(e.type)) this.finish()
+        if (this.options.untilRunFinished && TERMINAL_RUN_EVENTS.has(e.type) && !this.continuesAfter(e)) this.finish()
         return { done: false, value: e }
       }
       await new Promise<void>((resolve) => (this.wake = resolve))
       this.wake = undefined
     }
+  }
+
+  /** A finished run can go on (a rollback after RUN_FAILED): a replay then keeps going past it. */
+  private continuesAfter(e: RunEvent): boolean {
+    if (listEvents(this.conn, { runId: e.runId, afterSeq: e.seq, limit: 1 }).length > 0) return true
+    return getRun(this.conn, e.runId)?.status === 'ROLLING_BACK'
   }
 
   private finish(): void {

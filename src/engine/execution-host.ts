@@ -12,6 +12,8 @@ export interface ExecutionHost {
   journal: Journal
   registry: FactoryRegistry
   pools: PoolSet
+  /** Shutting down: running actions may finish, but no new step starts. */
+  readonly draining: boolean
   /** `coordinator.maxWorkers`: actions in flight across all runs. */
   globalPool: Pool
   /** Default per-run limit when a definition sets no maxParallel (`workflow.maxParallel`). */

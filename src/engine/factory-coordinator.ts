@@ -47,6 +47,7 @@ export class FactoryCoordinator implements ExecutionHost {
   private readonly unlistenBus: () => void
   private recovered = false
   private closing = false
+  draining = false
   private readonly unlistenRegistry: () => void
 
   constructor(
@@ -385,6 +386,7 @@ export class FactoryCoordinator implements ExecutionHost {
   async close(options: { drainMs?: number } = {}): Promise<void> {
     if (this.closing) return
     this.closing = true
+    this.draining = true
     const drainMs = options.drainMs ?? 0
     if (drainMs > 0) {
       const until = Date.now() + drainMs

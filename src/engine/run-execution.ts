@@ -253,7 +253,8 @@ export class RunExecution {
       }
       return
     }
-    if (!this.active) return
+    // Draining for shutdown: nothing new starts; the step stays PENDING for the next process.
+    if (!this.active || this.host.draining) return
     if (state.upstreamFailed) {
       this.settle(state, 'SKIPPED', { error: 'skipped: a step it depends on failed', upstreamFailed: true })
       return
@@ -351,7 +352,7 @@ export class RunExecution {
 
   private startAttempt(state: StepState, action: RegisteredAction, pools: Pool[]): void {
     state.waiter = undefined
-    if (state.status !== 'READY' || !this.active) {
+    if (state.status !== 'READY' || !this.active || this.host.draining) {
       this.host.pools.release(pools)
       return
     }

@@ -27,6 +27,24 @@ RunRef.implement({
       group: (s) => (s as StepRecord).runId,
       resolve: (r) => r.id,
     }),
+    parentRun: t.field({
+      type: RunRef,
+      nullable: true,
+      description: 'The run this one retries (retryRun), or the run whose step started it (a sub-workflow).',
+      resolve: (r) => r.retryOf ?? r.parentRunId,
+    }),
+    retryOf: t.exposeString('retryOf', { nullable: true }),
+    retries: t.field({
+      type: [RunRef],
+      description: 'Runs made by retryRun from this one, oldest first.',
+      resolve: (r, _, ctx) => ctx.orchestrator.catalog.retriesOf(r.id),
+    }),
+    childRuns: t.field({
+      type: [RunRef],
+      description: 'Sub-workflow runs started by this run\'s steps.',
+      resolve: (r, _, ctx) => ctx.orchestrator.catalog.childRunsOf(r.id),
+    }),
+    parentStepId: t.exposeString('parentStepId', { nullable: true }),
     createdAt: t.field({ type: 'DateTime', resolve: (r) => r.createdAt }),
     startedAt: t.field({ type: 'DateTime', nullable: true, resolve: (r) => r.startedAt }),
     finishedAt: t.field({ type: 'DateTime', nullable: true, resolve: (r) => r.finishedAt }),
@@ -140,7 +158,73 @@ builder.mutationFields((t) => ({
         return new RunSuccess(mustLoadRun(ctx, run.id))
       }),
   }),
+  pauseRun: t.field({
+    type: RunResult,
+    description: 'No new steps start until resumeRun; running actions finish. RUN_PAUSED.',
+    args: { input: t.arg({ type: RunInput }) },
+    resolve: (_, { input }, ctx) => control(ctx, input.runId, (id) => ctx.orchestrator.pauseRun(id)),
+  }),
+  resumeRun: t.field({
+    type: RunResult,
+    description: 'Dispatch continues where the pause left it. RUN_RESUMED.',
+    args: { input: t.arg({ type: RunInput }) },
+    resolve: (_, { input }, ctx) => control(ctx, input.runId, (id) => ctx.orchestrator.resumeRun(id)),
+  }),
+  signalRun: t.field({
+    type: RunResult,
+    description: 'Delivers a payload to a step waiting for a signal (control.approval); it becomes the step\'s output.',
+    args: { input: t.arg({ type: SignalRunInput }) },
+    resolve: (_, { input }, ctx) => control(ctx, input.runId, (id) => ctx.orchestrator.signalRun(id, input.stepId, input.payload ?? null)),
+  }),
+  rollbackRun: t.field({
+    type: RunResult,
+    description: 'Compensates the succeeded steps of a finished run, newest first. Returns the run ROLLING_BACK; watch it with runEvents.',
+    args: { input: t.arg({ type: RunInput }) },
+    resolve: (_, { input }, ctx) =>
+      control(ctx, input.runId, async (id) => {
+        const done = ctx.orchestrator.rollbackRun(id)
+        const started = new Promise((resolve) => ctx.orchestrator.context.journal.afterCommit(() => resolve(null)))
+        // Typed errors (not found, not finished) reject at once and are reported; otherwise the
+        // run is returned ROLLING_BACK as soon as that is committed.
+        await Promise.race([done, started])
+        done.catch(() => {})
+      }),
+  }),
+  retryRun: t.field({
+    type: RunResult,
+    description: 'A new run of the same version: succeeded steps are reused, the failed step (or fromStep) and everything downstream run again, with params replacing that step\'s params if given. Returns the new run.',
+    args: { input: t.arg({ type: RetryRunInput }) },
+    resolve: (_, { input }, ctx) =>
+      asResult(async () => {
+        const run = mustLoadRun(ctx, input.runId)
+        const { runId } = await ctx.orchestrator.retryRun(run.id, {
+          fromStep: input.fromStep ?? undefined,
+          params: (input.params ?? undefined) as Record<string, unknown> | undefined,
+        })
+        return new RunSuccess(mustLoadRun(ctx, runId))
+      }),
+  }),
 }))
+
+const SignalRunInput = builder.inputType('SignalRunInput', {
+  fields: (t) => ({ runId: t.id(), stepId: t.string(), payload: t.field({ type: 'JSON', required: false }) }),
+})
+
+const RetryRunInput = builder.inputType('RetryRunInput', {
+  fields: (t) => ({
+    runId: t.id(),
+    fromStep: t.string({ required: false, description: 'Run again from this step; default: the failed step(s).' }),
+    params: t.field({ type: 'JSON', required: false, description: 'Edited params for that step.' }),
+  }),
+})
+
+function control(ctx: GraphQLContext, id: string, act: (runId: string) => Promise<unknown>) {
+  return asResult(async () => {
+    const run = mustLoadRun(ctx, id)
+    await act(run.id)
+    return new RunSuccess(mustLoadRun(ctx, run.id))
+  })
+}
 
 builder.subscriptionFields((t) => ({
   runUpdated: t.field({

@@ -122,7 +122,37 @@ const CreateWorkflowInput = builder.inputType('CreateWorkflowInput', {
   fields: (t) => ({ name: t.string(), definition: t.field({ type: 'JSON' }) }),
 })
 
+const UpdateWorkflowInput = builder.inputType('UpdateWorkflowInput', {
+  fields: (t) => ({ id: t.id(), definition: t.field({ type: 'JSON' }) }),
+})
+
+const RollbackWorkflowInput = builder.inputType('RollbackWorkflowInput', {
+  fields: (t) => ({ id: t.id(), version: t.int({ description: 'The version whose definition becomes current again.' }) }),
+})
+
 builder.mutationFields((t) => ({
+  updateWorkflow: t.field({
+    type: CreateWorkflowResult,
+    description: 'Validates the definition and makes it the next version. Runs already started keep theirs.',
+    args: { input: t.arg({ type: UpdateWorkflowInput }) },
+    resolve: (_, { input }, ctx) =>
+      asResult(async () => {
+        const w = mustLoadWorkflow(ctx, input.id)
+        await ctx.orchestrator.updateWorkflow(w.id, input.definition)
+        return new CreateWorkflowSuccess(mustLoadWorkflow(ctx, w.id))
+      }),
+  }),
+  rollbackWorkflow: t.field({
+    type: CreateWorkflowResult,
+    description: 'Makes an earlier version current again, as a new version.',
+    args: { input: t.arg({ type: RollbackWorkflowInput }) },
+    resolve: (_, { input }, ctx) =>
+      asResult(async () => {
+        const w = mustLoadWorkflow(ctx, input.id)
+        await ctx.orchestrator.rollbackWorkflow(w.id, input.version)
+        return new CreateWorkflowSuccess(mustLoadWorkflow(ctx, w.id))
+      }),
+  }),
   createWorkflow: t.field({
     type: CreateWorkflowResult,
     description: 'Validates and stores a workflow (version 1). Every problem comes back in ValidationError.issues.',

@@ -17,6 +17,7 @@ export type EventType =
   | 'RUN_TIMED_OUT'
   | 'STEP_CANCELLED'
   | 'STEP_COMPENSATED'
+  | 'STEP_COMPENSATING'
   | 'STEP_FAILED'
   | 'STEP_LOG'
   | 'STEP_PROGRESS'

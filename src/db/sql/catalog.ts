@@ -98,3 +98,11 @@ export function getArtifactsByRunIds(conn: Connection, runIds: readonly string[]
 export function getArtifact(conn: Connection, id: string) {
   return conn.db.select().from(artifacts).where(eq(artifacts.id, id)).get()
 }
+
+export function getRetriesOf(conn: Connection, runId: string) {
+  return conn.db.select().from(runs).where(eq(runs.retryOf, runId)).orderBy(asc(runs.id)).all()
+}
+
+export function getChildRunsOf(conn: Connection, runId: string) {
+  return conn.db.select().from(runs).where(and(eq(runs.parentRunId, runId), sql`${runs.retryOf} is null`)).orderBy(asc(runs.id)).all()
+}
