@@ -365,7 +365,10 @@ describe('conveyor serve, started the README way (node --import tsx src/cli.ts s
     // The examples are the editor's default query, embedded as a JSON string in the page's config.
     expect(html).toContain(JSON.stringify(GRAPHIQL_EXAMPLES))
     const operations = [...GRAPHIQL_EXAMPLES.matchAll(/^(query|mutation|subscription) (\w+)/gm)].map((m) => `${m[1]} ${m[2]}`)
-    expect(operations).toEqual(['query Factories', 'mutation CreateWorkflow', 'mutation Execute', 'subscription Watch', 'query Runs'])
+    expect(operations).toEqual([
+      'mutation ContentPipeline', 'mutation Execute', 'subscription Watch', 'query Artifacts',
+      'mutation MediaBundle', 'query Factories', 'mutation CreateWorkflow', 'query Runs',
+    ])
     for (const operation of operations) expect(html, operation).toContain(operation)
     // Subscriptions from GraphiQL go over graphql-ws on the same path.
     expect(html).toContain('"subscriptionsProtocol":"WS"')
@@ -389,9 +392,9 @@ describe('conveyor serve, started the README way (node --import tsx src/cli.ts s
     }
   })
 
-  it('(d) answers a GraphQL query over HTTP: the example config registers control and research', async () => {
-    expect(await factoryNames(url)).toEqual(['control', 'research'])
-    expect(await templateNames(url)).toEqual(['market_research_pipeline'])
+  it('(d) answers a GraphQL query over HTTP: the example config registers control, media and research', async () => {
+    expect(await factoryNames(url)).toEqual(expect.arrayContaining(['control', 'media', 'research']))
+    expect(await templateNames(url)).toEqual(['content_pipeline', 'market_research_pipeline', 'media_bundle'])
   })
 
   let researchRun: string
@@ -485,7 +488,7 @@ describe('configuration', () => {
     })
     const url = await proc.url()
     expect(await proc.waitForLog(`GraphiQL at ${url}`)).toMatchObject({ config: EXAMPLE_CONFIG, database: flagDb })
-    expect(await factoryNames(url)).toEqual(['control', 'research'])
+    expect(await factoryNames(url)).toEqual(expect.arrayContaining(['control', 'media', 'research']))
     expect(await proc.stop()).toEqual({ code: 0, signal: null })
     expect(existsSync(flagDb)).toBe(true)
     expect(existsSync(envDb)).toBe(false)
@@ -499,7 +502,7 @@ describe('configuration', () => {
     const url = await proc.url()
     expect(new URL(url).hostname).toBe('127.0.0.1')
     expect(await proc.waitForLog(`GraphiQL at ${url}`)).toMatchObject({ config: EXAMPLE_CONFIG, database: db })
-    expect(await factoryNames(url)).toEqual(['control', 'research'])
+    expect(await factoryNames(url)).toEqual(expect.arrayContaining(['control', 'media', 'research']))
     const health = await fetch(`${new URL(url).origin}/healthz`)
     expect(await health.json()).toMatchObject({ status: 'ok' })
     // npm itself re-raises the signal (exit by SIGTERM); the server inside shuts down cleanly.

@@ -69,10 +69,10 @@ describe('subscriptions', () => {
     const workflowId = await createWorkflow(threeSteps)
     const client = t.ws()
     // Subscribe first (the firehose for this workflow), then start the run.
-    const firehose = collect<{ events: Ev['runEvents'] }>(client, print(AllEventsDocument), { workflowId }, (items) =>
+    // From cursor 0 for this (new) workflow: deterministic however long the subscription takes to start.
+    const firehose = collect<{ events: Ev['runEvents'] }>(client, print(AllEventsDocument), { workflowId, after: '0' }, (items) =>
       items.some((i) => i.events.type === 'RUN_SUCCEEDED'),
     )
-    await new Promise((r) => setTimeout(r, 50))
     const runId = await execute(workflowId)
     const live = (await firehose.done).map((i) => i.events)
     expect(live.every((e) => e.runId === runId)).toBe(true)

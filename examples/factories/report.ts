@@ -20,7 +20,7 @@ export interface ReportInput {
   stepId: string
 }
 
-const signed = (pct: number) => `${pct > 0 ? '+' : ''}${pct}%`
+const signed = (pct: number) => `${pct > 0 ? '+' : ''}${pct.toFixed(2)}%`
 
 export const SAMPLE_NOTE = 'SAMPLE DATA: the prices are a synthetic series shipped with the Conveyor examples, not market data.'
 

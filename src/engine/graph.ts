@@ -3,7 +3,8 @@
 import type { StepDefinition, ValidationIssue, WorkflowDefinition } from './interfaces.ts'
 import { didYouMean } from './factory.ts'
 
-export type NodeKind = 'action' | 'group'
+/** `forEach` fans out into one action per item at run time; `subworkflow` starts a child run. */
+export type NodeKind = 'action' | 'group' | 'forEach' | 'subworkflow'
 
 export interface GraphNode {
   /** Full path: `analyze`, `publish.upload`. */
@@ -60,7 +61,7 @@ export function compileGraph(definition: WorkflowDefinition): { graph: Graph; is
       const node: GraphNode = {
         id,
         path,
-        kind: def.steps ? 'group' : 'action',
+        kind: def.steps ? 'group' : def.forEach !== undefined ? 'forEach' : def.template !== undefined || def.workflow !== undefined ? 'subworkflow' : 'action',
         parent: parent?.id ?? null,
         def,
         factory: def.factory ?? null,

@@ -19,6 +19,10 @@ import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from '.
 import { resolveRetry, retryDelay } from './retry.ts'
 import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
 import { summarize, toJson } from './summary.ts'
+import { insertSteps } from '../db/sql/createRun.ts'
+
+/** Items one forEach may fan out into. */
+export const MAX_FOR_EACH_ITEMS = 100_000
 import { isWaitInstruction, readWaitRecord, waitRecord, type WaitSpec } from './wait.ts'
 import { markStepWaiting } from '../db/sql/markStepWaiting.ts'
 
@@ -47,6 +51,10 @@ interface StepState {
   startedAt?: number
   /** Set while WAITING: what wakes the step. */
   wait?: WaitSpec
+  /** A forEach item's params, resolved when the list was expanded: used as they are. */
+  fixedParams?: Record<string, unknown>
+  /** A forEach step's items, in order (made at run time, so not in the shared graph). */
+  items?: string[]
 }
 
 export interface RunSpec {
@@ -115,6 +123,12 @@ export class RunExecution {
   /** Resumes a run a previous process left unfinished, from its step rows. */
   resume(rows: StepRow[]): void {
     let maxOrder = 0
+    // A forEach's items were made at run time: rebuild them from their rows.
+    for (const row of rows) {
+      if (this.states.has(row.stepId) || !row.parentStepId) continue
+      const parent = this.states.get(row.parentStepId)
+      if (parent?.node.kind === 'forEach') this.addItem(parent, row.stepId, (row.params as Record<string, unknown>) ?? {})
+    }
     for (const row of rows) {
       const state = this.states.get(row.stepId)
       if (!state) continue
@@ -152,9 +166,9 @@ export class RunExecution {
     for (const state of this.states.values()) {
       switch (state.status) {
         case 'RUNNING':
-          if (state.node.kind === 'group') {
+          if (state.node.kind === 'group' || state.node.kind === 'forEach') {
             if (state.childrenLeft === 0) this.settleGroup(state)
-            else for (const id of state.node.children) this.maybeActivate(this.states.get(id)!)
+            else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
           } else {
             // Interrupted mid-attempt: at-least-once, run it again as a new attempt.
             const attempt = state.attempts
@@ -231,7 +245,7 @@ export class RunExecution {
   private dropPools(): void {
     this.host.pools.drop(this.runPool.name)
     for (const node of this.spec.graph.ordered) {
-      if (node.kind === 'group' && node.def.maxParallel) this.host.pools.drop(groupPoolName(this.id, node.id))
+      if ((node.kind === 'group' || node.kind === 'forEach') && node.def.maxParallel) this.host.pools.drop(groupPoolName(this.id, node.id))
     }
   }
 
@@ -260,8 +274,17 @@ export class RunExecution {
       return
     }
     const def = state.node.def
+    if (state.fixedParams) {
+      this.activate(state, state.fixedParams)
+      return
+    }
     if (def.when === false) {
       this.settle(state, 'SKIPPED', { reason: 'when is false' })
+      return
+    }
+    if (state.node.kind === 'forEach') {
+      state.preparing = true
+      void this.prepareForEach(state)
       return
     }
     const rawParams = this.spec.stepParams?.[state.node.id] ?? def.params ?? this.spec.boundParams ?? {}
@@ -298,6 +321,83 @@ export class RunExecution {
     else this.activate(state, params)
   }
 
+  // ---------------------------------------------------------------- forEach
+
+  /** Evaluates `when` and the list, resolves each item's params, then fans out. */
+  private async prepareForEach(state: StepState): Promise<void> {
+    const def = state.node.def
+    const scope = this.scopeFor(state)
+    const rawParams = this.spec.stepParams?.[state.node.id] ?? def.params ?? this.spec.boundParams ?? {}
+    let stage = 'when'
+    let items: unknown[] | undefined
+    const params: Record<string, unknown>[] = []
+    let failure: string | undefined
+    try {
+      if (typeof def.when !== 'string' || isTruthy(await evaluateExpression(def.when, scope))) {
+        stage = 'forEach'
+        const list = Array.isArray(def.forEach) ? def.forEach : await evaluateExpression(def.forEach as string, scope)
+        // JSONata gives a single value for a one-item sequence; nothing at all for none.
+        items = list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
+        if (items.length > MAX_FOR_EACH_ITEMS) throw new Error(`${items.length} items exceed the limit of ${MAX_FOR_EACH_ITEMS}`)
+        stage = 'params'
+        for (let index = 0; index < items.length; index++) {
+          params.push((await resolveTemplates(rawParams, { ...scope, item: items[index], index })) as Record<string, unknown>)
+        }
+      }
+    } catch (error) {
+      failure = `${stage}: ${errorMessage(error)}`
+    }
+    state.preparing = false
+    if (state.status !== 'PENDING' || !this.active) {
+      this.checkDone()
+      return
+    }
+    if (failure !== undefined) this.fail(state, failure, false)
+    else if (!items) this.settle(state, 'SKIPPED', { reason: 'when is false' })
+    else this.expandForEach(state, params)
+  }
+
+  /** One action step per item (`id[0]`, `id[1]`, ...), children of the forEach step. */
+  private expandForEach(state: StepState, params: Record<string, unknown>[]): void {
+    assertStepTransition(state.node.id, state.status, 'RUNNING')
+    state.status = 'RUNNING'
+    state.startedAt = Date.now()
+    const at = state.startedAt
+    const ids = params.map((_, i) => `${state.node.id}[${i}]`)
+    const rows = ids.map((id, i) => ({
+      stepId: id, parentStepId: state.node.id, kind: 'action', factory: state.node.factory, action: state.node.action, params: params[i],
+    }))
+    this.record(() => {
+      startGroupStep(this.host.conn, this.id, state.node.id, at)
+      insertSteps(this.host.conn, this.id, rows)
+    }, 'STEP_STARTED', state, { items: ids.length })
+    ids.forEach((id, i) => this.addItem(state, id, params[i]!))
+    if (state.childrenLeft === 0) this.settleGroup(state)
+    else for (const id of ids) this.maybeActivate(this.states.get(id)!)
+  }
+
+  private addItem(parent: StepState, id: string, params: Record<string, unknown>): StepState {
+    const def = parent.node.def
+    const node: GraphNode = {
+      id, path: `${parent.node.path}.forEach`, kind: 'action', parent: parent.node.id, factory: parent.node.factory, action: parent.node.action,
+      def: { factory: def.factory, action: def.action, retry: def.retry, timeoutMs: def.timeoutMs, continueOnError: def.continueOnError, compensate: def.compensate },
+      deps: [], dependents: [], children: [], previous: parent.node.previous, order: parent.node.order,
+    }
+    const item: StepState = {
+      node, status: 'PENDING', attempts: 0, output: undefined, error: undefined, remaining: 0, childrenLeft: 0, upstreamFailed: false,
+      memberFailed: false, params, preparing: false, token: 0, fixedParams: params,
+    }
+    this.states.set(id, item)
+    ;(parent.items ??= []).push(id)
+    parent.childrenLeft++
+    this.unsettled++
+    return item
+  }
+
+  private childrenOf(state: StepState): string[] {
+    return state.items ?? state.node.children
+  }
+
   private activate(state: StepState, params: Record<string, unknown>): void {
     if (state.node.kind === 'group') {
       this.startGroup(state)
@@ -314,7 +414,7 @@ export class RunExecution {
     const at = state.startedAt
     this.record(() => startGroupStep(this.host.conn, this.id, state.node.id, at), 'STEP_STARTED', state, { group: true })
     if (state.childrenLeft === 0) this.settleGroup(state)
-    else for (const id of state.node.children) this.maybeActivate(this.states.get(id)!)
+    else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
   }
 
   /** READY: waits for a slot of every pool the step needs, then starts an attempt. */
@@ -512,7 +612,7 @@ export class RunExecution {
         const action = this.actionOf(state)
         if (action) this.acquire(state, action)
       } else if (state.status === 'RETRY_SCHEDULED' && !state.timer) this.enqueue(state, false)
-      else if (state.status === 'RUNNING' && state.node.kind === 'group' && state.childrenLeft === 0) this.settleGroup(state)
+      else if (state.status === 'RUNNING' && (state.node.kind === 'group' || state.node.kind === 'forEach') && state.childrenLeft === 0) this.settleGroup(state)
     }
     this.checkDone()
   }
@@ -663,13 +763,16 @@ export class RunExecution {
   }
 
   private settleGroup(state: StepState): void {
-    const output: Record<string, unknown> = {}
-    for (const id of state.node.children) {
-      const child = this.states.get(id)!
-      output[id.slice(state.node.id.length + 1)] = child.output ?? null
+    const children = this.childrenOf(state)
+    let output: unknown
+    if (state.node.kind === 'forEach') output = children.map((id) => this.states.get(id)!.output ?? null)
+    else {
+      const byId: Record<string, unknown> = {}
+      for (const id of children) byId[id.slice(state.node.id.length + 1)] = this.states.get(id)!.output ?? null
+      output = byId
     }
     if (state.memberFailed) {
-      const failed = state.node.children.filter((id) => this.failedHard(this.states.get(id)!))
+      const failed = children.filter((id) => this.failedHard(this.states.get(id)!))
       this.settle(state, 'FAILED', { error: `member step(s) failed: ${failed.join(', ')}`, output })
     } else this.settle(state, 'SUCCEEDED', { output })
   }

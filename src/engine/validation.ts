@@ -52,7 +52,11 @@ export function validateDefinition(input: unknown, options: ValidateOptions = {}
       continue
     }
     if (def.forEach !== undefined) {
-      issues.push({ path: `${at}.forEach`, message: 'forEach is not supported yet' })
+      if (def.steps || !def.factory || !def.action) issues.push({ path: `${at}.forEach`, message: 'forEach applies to a step with factory and action' })
+      if (typeof def.forEach === 'string') {
+        const problem = bareExpressionIssue(def.forEach)
+        if (problem) issues.push({ path: `${at}.forEach`, message: problem })
+      }
     }
     if (node.kind === 'group') {
       if (def.factory || def.action) issues.push({ path: at, message: 'a step has either factory/action or nested steps, not both' })
@@ -64,7 +68,7 @@ export function validateDefinition(input: unknown, options: ValidateOptions = {}
       if (problem) issues.push({ path: `${at}.when`, message: problem })
     }
     issues.push(...expressionIssues(def.params, `${at}.params`))
-    if (node.kind !== 'action' || !def.factory || !def.action) continue
+    if ((node.kind !== 'action' && node.kind !== 'forEach') || !def.factory || !def.action) continue
 
     if (definition.factories && !definition.factories.includes(def.factory)) {
       issues.push({ path: `${at}.factory`, message: `factory "${def.factory}" is not listed in "factories"` })

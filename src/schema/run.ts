@@ -115,6 +115,8 @@ const ExecuteWorkflowResult = builder.unionType('ExecuteWorkflowResult', {
   types: [ExecuteWorkflowSuccess, ValidationErrorType, NotFoundErrorType],
 })
 const RunResult = builder.unionType('RunResult', { types: [RunSuccess, NotFoundErrorType, ConflictErrorType] })
+// retryRun also rejects its arguments (an unknown fromStep, params without a step to apply to).
+const RetryRunResult = builder.unionType('RetryRunResult', { types: [RunSuccess, ValidationErrorType, NotFoundErrorType, ConflictErrorType] })
 
 const ExecuteWorkflowInput = builder.inputType('ExecuteWorkflowInput', {
   fields: (t) => ({
@@ -191,7 +193,7 @@ builder.mutationFields((t) => ({
       }),
   }),
   retryRun: t.field({
-    type: RunResult,
+    type: RetryRunResult,
     description: 'A new run of the same version: succeeded steps are reused, the failed step (or fromStep) and everything downstream run again, with params replacing that step\'s params if given. Returns the new run.',
     args: { input: t.arg({ type: RetryRunInput }) },
     resolve: (_, { input }, ctx) =>

@@ -43,6 +43,11 @@ export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): void
       run.id, run.workflowId, run.workflowVersion, run.status, JSON.stringify(run.input ?? null), run.idempotencyKey,
       run.parentRunId, run.parentStepId, run.retryOf, json(run.params), json(run.stepParams), run.deadlineAt, run.createdAt,
     )
+  insertSteps(conn, run.id, steps)
+}
+
+/** Step rows in chunks (a forEach adds its items' rows while the run goes on). */
+export function insertSteps(conn: Connection, runId: string, steps: NewStep[]): void {
   const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
   for (let i = 0; i < steps.length; i += STEP_CHUNK) {
     const chunk = steps.slice(i, i + STEP_CHUNK)
@@ -50,7 +55,7 @@ export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): void
       VALUES ${chunk.map(() => row).join(', ')}`
     conn.statement(sql).run(
       ...chunk.flatMap((s) => [
-        run.id, s.stepId, s.parentStepId, s.kind, s.factory, s.action, s.status ?? 'PENDING', json(s.output), json(s.params),
+        runId, s.stepId, s.parentStepId, s.kind, s.factory, s.action, s.status ?? 'PENDING', json(s.output), json(s.params),
         s.attempts ?? 0, s.completedOrder ?? null,
       ]),
     )

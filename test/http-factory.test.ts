@@ -1,0 +1,432 @@
+// The built-in `http` factory against a real node:http server on 127.0.0.1: bodies, query and JSON
+// sent, retries (5xx, 429 with Retry-After through the engine's retryAfterMs), failures without
+// retry (4xx), timeouts, the host allow-list (nothing is connected to before the check) and redirects.
+// Every fetch goes through a guard that refuses anything but 127.0.0.1, so no test can reach another
+// address even if the factory's own check were wrong.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import {
+  orchestratorFromConfig, ValidationError, type ConveyorConfig, type ProjectOrchestrator, type RunEvent, type WorkflowDefinition,
+} from '../src/index.ts'
+import { parseRetryAfter } from '../src/engine/factories/http.ts'
+import { retryDelay, resolveRetry } from '../src/engine/retry.ts'
+import { startTestServer, type TestServer } from './helpers/server.ts'
+import { ExecuteWorkflowDocument, CreateWorkflowDocument, RunDocument } from './generated/graphql.ts'
+
+// ------------------------------------------------------------------ a loopback test server
+
+interface Seen {
+  method: string
+  path: string
+  headers: IncomingMessage['headers']
+  body: string
+  /** The client went away before the response was finished. */
+  aborted: boolean
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, body: string, n: number) => void
+
+class TestHttpServer {
+  readonly seen: Seen[] = []
+  private readonly routes = new Map<string, Handler>()
+  private readonly counts = new Map<string, number>()
+  private readonly server: Server
+  private readonly open = new Set<ServerResponse>()
+  port = 0
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        const path = new URL(req.url!, 'http://x').pathname
+        const record: Seen = { method: req.method!, path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), aborted: false }
+        this.seen.push(record)
+        this.open.add(res)
+        res.on('close', () => {
+          this.open.delete(res)
+          if (!res.writableEnded) record.aborted = true
+        })
+        const n = (this.counts.get(path) ?? 0) + 1
+        this.counts.set(path, n)
+        const handler = this.routes.get(path)
+        if (handler) handler(req, res, record.body, n)
+        else {
+          res.writeHead(404, { 'content-type': 'text/plain' })
+          res.end('no such route')
+        }
+      })
+    })
+  }
+
+  route(path: string, handler: Handler): this {
+    this.routes.set(path, handler)
+    return this
+  }
+
+  hits(path: string): Seen[] {
+    return this.seen.filter((s) => s.path === path)
+  }
+
+  get origin(): string {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  async listen(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
+    this.port = (this.server.address() as AddressInfo).port
+    return this
+  }
+
+  async close(): Promise<void> {
+    for (const res of this.open) res.destroy()
+    this.server.closeAllConnections()
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
+}
+
+function json(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers })
+  res.end(JSON.stringify(value))
+}
+
+// ------------------------------------------------------------------ fetch guard
+
+const realFetch = globalThis.fetch
+/** Every URL fetch was called with (the factory's calls and the test's own). */
+const fetched: string[] = []
+
+beforeAll(() => {
+  vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input))
+    fetched.push(url.href)
+    if (url.hostname !== '127.0.0.1') throw new Error(`test guard: refused to connect to ${url.host}`)
+    return realFetch(input, init)
+  })
+})
+afterAll(() => {
+  vi.restoreAllMocks()
+})
+
+// ------------------------------------------------------------------ orchestrators
+
+let server: TestHttpServer
+let second: TestHttpServer | undefined
+const open: ProjectOrchestrator[] = []
+
+beforeEach(async () => {
+  fetched.length = 0
+  server = await new TestHttpServer().listen()
+})
+afterEach(async () => {
+  for (const o of open.splice(0)) await o.close()
+  await server.close()
+  await second?.close()
+  second = undefined
+})
+
+function orchestrator(http: ConveyorConfig['http'] = { allowedHosts: [`127.0.0.1:${server.port}`] }): ProjectOrchestrator {
+  const o = orchestratorFromConfig({ http })
+  open.push(o)
+  return o
+}
+
+async function runOne(o: ProjectOrchestrator, step: Record<string, unknown>, input?: unknown) {
+  const definition: WorkflowDefinition = { steps: [{ id: 'req', factory: 'http', action: 'request', ...step }] }
+  const id = await o.createWorkflow('http_test', definition)
+  const result = await o.executeWorkflow(id, input)
+  const history = await o.getHistory(result.runId)
+  return { result, history, step: result.steps.req! }
+}
+
+function ofType(history: RunEvent[], type: RunEvent['type']): RunEvent[] {
+  return history.filter((e) => e.type === type)
+}
+
+// ------------------------------------------------------------------ tests
+
+describe('http.request: responses', () => {
+  it('GET parses a JSON body, sends query params (arrays repeat) and headers, and returns status and headers', async () => {
+    server.route('/items', (req, res) => json(res, 200, { items: [1, 2], got: req.url }, { 'x-total': '2' }))
+    const { result, step } = await runOne(orchestrator(), {
+      params: { url: `${server.origin}/items?keep=1`, query: { q: 'a b&c', n: [1, 2], flag: true }, headers: { 'x-api-key': 'k1' } },
+    })
+    expect(result.status).toBe('SUCCEEDED')
+    const output = step.output as { status: number; headers: Record<string, string>; body: { items: number[]; got: string } }
+    expect(output.status).toBe(200)
+    expect(output.headers['x-total']).toBe('2')
+    expect(output.headers['content-type']).toMatch(/^application\/json/)
+    expect(output.body.items).toEqual([1, 2])
+    const sent = new URL(output.body.got, 'http://x').searchParams
+    expect(sent.get('keep')).toBe('1')
+    expect(sent.get('q')).toBe('a b&c')
+    expect(sent.getAll('n')).toEqual(['1', '2'])
+    expect(sent.get('flag')).toBe('true')
+    expect(server.hits('/items')[0]!.headers['x-api-key']).toBe('k1')
+  })
+
+  it('a text response is returned as a string', async () => {
+    server.route('/text', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.end('hello, conveyor')
+    })
+    const { step } = await runOne(orchestrator(), { params: { url: `${server.origin}/text` } })
+    expect(step.status).toBe('SUCCEEDED')
+    expect((step.output as { body: unknown }).body).toBe('hello, conveyor')
+  })
+
+  it('POST with json sends the body as JSON with its content-type; body sends text as is', async () => {
+    server.route('/echo', (req, res, body) => json(res, 201, { method: req.method, type: req.headers['content-type'], body }))
+    const o = orchestrator()
+    const { step } = await runOne(o, { params: { method: 'POST', url: `${server.origin}/echo`, json: { name: 'x', n: [1, { deep: true }] } } })
+    expect(step.output).toMatchObject({ status: 201, body: { method: 'POST', type: 'application/json' } })
+    expect(JSON.parse((step.output as { body: { body: string } }).body.body)).toEqual({ name: 'x', n: [1, { deep: true }] })
+
+    const text = await runOne(o, { params: { method: 'PUT', url: `${server.origin}/echo`, body: 'plain words', headers: { 'content-type': 'text/plain' } } })
+    expect(text.step.output).toMatchObject({ body: { method: 'PUT', type: 'text/plain', body: 'plain words' } })
+  })
+
+  it('params can come from expressions (input and earlier outputs)', async () => {
+    server.route('/a', (_req, res) => json(res, 200, { next: '/b' }))
+    server.route('/b', (_req, res, body) => json(res, 200, { received: JSON.parse(body) }))
+    const o = orchestrator()
+    const id = await o.createWorkflow('chain', {
+      steps: [
+        { id: 'a', factory: 'http', action: 'request', params: { url: '{{ input.base & "/a" }}' } },
+        { id: 'b', factory: 'http', action: 'request', params: { method: 'POST', url: '{{ input.base & previous.body.next }}', json: { from: '{{ steps.a.output.status }}' } } },
+      ],
+    })
+    const result = await o.executeWorkflow(id, { base: server.origin })
+    expect(result.status).toBe('SUCCEEDED')
+    expect(result.output).toEqual({ b: expect.objectContaining({ body: { received: { from: 200 } } }) })
+  })
+})
+
+describe('http.request: failures and retries', () => {
+  it('500 then 200 succeeds on attempt 2 with the action\'s default retry policy (exponential from 500 ms)', async () => {
+    server.route('/flaky', (_req, res, _b, n) => (n === 1 ? json(res, 500, { error: 'boom' }) : json(res, 200, { ok: true })))
+    const { result, history, step } = await runOne(orchestrator(), { params: { url: `${server.origin}/flaky` } })
+    expect(result.status).toBe('SUCCEEDED')
+    expect(step.attempts).toBe(2)
+    expect(server.hits('/flaky')).toHaveLength(2)
+    const [retry] = ofType(history, 'STEP_RETRY_SCHEDULED')
+    expect(retry!.payload).toMatchObject({ delayMs: 500, nextAttempt: 2, error: expect.stringMatching(/^HTTP 500 .*boom/) })
+  })
+
+  it('429 with Retry-After: 1 schedules the next attempt after the server\'s delay, not the backoff', async () => {
+    server.route('/limited', (_req, res, _b, n) => (n === 1 ? json(res, 429, { error: 'slow down' }, { 'retry-after': '1' }) : json(res, 200, { ok: true })))
+    const { result, history, step } = await runOne(orchestrator(), { params: { url: `${server.origin}/limited` } })
+    expect(result.status).toBe('SUCCEEDED')
+    expect(step.attempts).toBe(2)
+    expect(server.hits('/limited')).toHaveLength(2)
+    const expected = retryDelay(resolveRetry(undefined, { maxAttempts: 3, backoff: 'exponential', initialMs: 500 }), 1, { retryAfterMs: parseRetryAfter('1') })
+    expect(expected).toBe(1000)
+    const retries = ofType(history, 'STEP_RETRY_SCHEDULED')
+    expect(retries).toHaveLength(1)
+    expect((retries[0]!.payload as { delayMs: number }).delayMs).toBe(expected)
+  })
+
+  it('Retry-After is capped by the policy\'s maxMs, and an HTTP date is read too', async () => {
+    server.route('/later', (_req, res, _b, n) => (n === 1 ? json(res, 503, {}, { 'retry-after': '3600' }) : json(res, 200, { ok: true })))
+    const { history, step } = await runOne(orchestrator(), { params: { url: `${server.origin}/later` }, retry: { initialMs: 10, maxMs: 50 } }) // backoff would be 10
+    expect(step.status).toBe('SUCCEEDED')
+    expect((ofType(history, 'STEP_RETRY_SCHEDULED')[0]!.payload as { delayMs: number }).delayMs).toBe(50)
+
+    const now = Date.parse('2030-01-01T00:00:00Z')
+    expect(parseRetryAfter('Tue, 01 Jan 2030 00:00:05 GMT', now)).toBe(5000)
+    expect(parseRetryAfter('Mon, 31 Dec 2029 23:59:00 GMT', now)).toBe(0)
+    expect(parseRetryAfter('soon', now)).toBeUndefined()
+    expect(parseRetryAfter(null, now)).toBeUndefined()
+  })
+
+  it('404 fails at once: exactly one request, no retry', async () => {
+    server.route('/missing', (_req, res) => json(res, 404, { error: 'nope' }))
+    const { result, history, step } = await runOne(orchestrator(), { params: { url: `${server.origin}/missing` } })
+    expect(result.status).toBe('FAILED')
+    expect(step).toMatchObject({ status: 'FAILED', attempts: 1, error: expect.stringMatching(/^HTTP 404 Not Found from GET http:\/\/127\.0\.0\.1:\d+\/missing/) })
+    expect(server.hits('/missing')).toHaveLength(1)
+    expect(ofType(history, 'STEP_RETRY_SCHEDULED')).toHaveLength(0)
+  })
+
+  it('a 5xx that keeps failing uses up maxAttempts', async () => {
+    server.route('/down', (_req, res) => json(res, 502, {}))
+    const { step } = await runOne(orchestrator(), { params: { url: `${server.origin}/down` }, retry: { initialMs: 1 } })
+    expect(step).toMatchObject({ status: 'FAILED', attempts: 3, error: expect.stringMatching(/^HTTP 502/) })
+    expect(server.hits('/down')).toHaveLength(3)
+  })
+
+  it('timeoutMs aborts a request the server never answers; the server sees it aborted', async () => {
+    server.route('/hang', () => {})
+    const { step } = await runOne(orchestrator(), { params: { url: `${server.origin}/hang`, timeoutMs: 100 }, retry: { maxAttempts: 1 } })
+    expect(step).toMatchObject({ status: 'FAILED', attempts: 1, error: expect.stringMatching(/timed out after 100 ms/) })
+    expect(server.hits('/hang')).toHaveLength(1)
+    await vi.waitFor(() => expect(server.hits('/hang')[0]!.aborted).toBe(true))
+  })
+
+  it('cancelling the run aborts the request in flight (ctx.signal)', async () => {
+    server.route('/hang', () => {})
+    const o = orchestrator()
+    const id = await o.createWorkflow('cancel', { steps: [{ id: 'req', factory: 'http', action: 'request', params: { url: `${server.origin}/hang` } }] })
+    const { runId } = await o.startWorkflow(id)
+    await vi.waitFor(() => expect(server.hits('/hang')).toHaveLength(1))
+    const result = await o.cancelRun(runId)
+    expect(result.status).toBe('CANCELLED')
+    await vi.waitFor(() => expect(server.hits('/hang')[0]!.aborted).toBe(true))
+  })
+})
+
+describe('http.request: the host allow-list', () => {
+  const blocked = async (o: ProjectOrchestrator, url: string) => {
+    const { result, history, step } = await runOne(o, { params: { url: '{{ input.url }}' } }, { url })
+    expect(result.status).toBe('FAILED')
+    expect(step.attempts).toBe(1)
+    expect(ofType(history, 'STEP_RETRY_SCHEDULED')).toHaveLength(0)
+    return step.error!
+  }
+
+  it('by default (no http config) every host is refused, before any connection', async () => {
+    const o = orchestratorFromConfig({})
+    open.push(o)
+    expect(await blocked(o, `${server.origin}/x`)).toMatch(/host 127\.0\.0\.1:\d+ is not allowed: the http factory's allowedHosts is empty/)
+    expect(await blocked(o, 'http://blocked.invalid/')).toMatch(/not allowed/)
+    expect(fetched).toEqual([])
+    expect(server.seen).toEqual([])
+  })
+
+  it('a host off the list fails without retry and without a connection', async () => {
+    const o = orchestrator({ allowedHosts: ['*.example.com', `127.0.0.1:${server.port}`] })
+    expect(await blocked(o, 'http://blocked.invalid/')).toMatch(/host blocked\.invalid is not allowed by the http factory's allowedHosts/)
+    expect(await blocked(o, 'https://example.com/')).toMatch(/not allowed/) // *.example.com: subdomains only
+    expect(await blocked(o, 'http://127.0.0.1:1/')).toMatch(/not allowed/) // another port
+    expect(fetched).toEqual([])
+  })
+
+  it('loopback, link-local and metadata addresses are refused through a wildcard, even "*"', async () => {
+    const o = orchestrator({ allowedHosts: ['*'] })
+    for (const url of [
+      'http://169.254.169.254/latest/meta-data/',
+      'http://[fd00:ec2::254]/',
+      'http://metadata.google.internal/',
+      'http://0.0.0.0/',
+      'http://localhost/',
+      'http://api.localhost/',
+      'http://[::1]/',
+      'http://[::ffff:127.0.0.1]/',
+      'http://2130706433/', // 127.0.0.1 as one number
+      `${server.origin}/x`,
+    ]) {
+      expect(await blocked(o, url), url).toMatch(/not allowed: loopback, link-local and metadata addresses must be listed exactly/)
+    }
+    expect(fetched).toEqual([])
+    expect(server.seen).toEqual([])
+  })
+
+  it('an exact entry allows a loopback host; a literal URL off the list fails createWorkflow validation', async () => {
+    server.route('/ok', (_req, res) => json(res, 200, { ok: true }))
+    const o = orchestrator({ allowedHosts: ['*', `127.0.0.1:${server.port}`] })
+    expect((await runOne(o, { params: { url: `${server.origin}/ok` } })).step.status).toBe('SUCCEEDED')
+
+    const error = await o.createWorkflow('literal', { steps: [{ factory: 'http', action: 'request', params: { url: 'http://169.254.169.254/' } }] }).catch((e) => e)
+    expect(error).toBeInstanceOf(ValidationError)
+    expect((error as ValidationError).issues).toEqual([{ path: 'steps[0].params.url', message: expect.stringMatching(/not allowed/) }])
+    expect(fetched.filter((u) => !u.startsWith(server.origin))).toEqual([])
+  })
+
+  it('bad allow-list entries are refused when the factory is made', () => {
+    expect(() => orchestratorFromConfig({ http: { allowedHosts: ['https://api.example.com'] } })).toThrow(/not a URL/)
+    expect(() => orchestratorFromConfig({ http: { allowedHosts: ['api.*.com'] } })).toThrow(/wildcard/)
+  })
+})
+
+describe('http.request: redirects', () => {
+  it('follows a redirect on an allowed host; 303 turns POST into GET', async () => {
+    server.route('/old', (_req, res) => {
+      res.writeHead(301, { location: '/new' })
+      res.end()
+    })
+    server.route('/new', (req, res) => json(res, 200, { at: 'new', method: req.method }))
+    server.route('/submit', (_req, res) => {
+      res.writeHead(303, { location: `${server.origin}/new` })
+      res.end()
+    })
+    const o = orchestrator()
+    expect((await runOne(o, { params: { url: `${server.origin}/old` } })).step.output).toMatchObject({ status: 200, body: { at: 'new', method: 'GET' } })
+    expect((await runOne(o, { params: { method: 'POST', url: `${server.origin}/submit`, json: { a: 1 } } })).step.output).toMatchObject({ body: { method: 'GET' } })
+  })
+
+  it('a redirect to a host off the list is refused before it is followed', async () => {
+    const cases = [
+      { target: 'http://blocked.invalid/landing', allowedHosts: [`127.0.0.1:${server.port}`] },
+      // Through a wildcard, a metadata address is still refused.
+      { target: 'http://169.254.169.254/latest/meta-data/', allowedHosts: [`127.0.0.1:${server.port}`, '*'] },
+    ]
+    for (const { target, allowedHosts } of cases) {
+      server.route('/away', (_req, res) => {
+        res.writeHead(302, { location: target })
+        res.end()
+      })
+      const { step } = await runOne(orchestrator({ allowedHosts }), { params: { url: `${server.origin}/away` } })
+      expect(step, target).toMatchObject({ status: 'FAILED', attempts: 1, error: expect.stringMatching(/^redirect refused: host .* is not allowed/) })
+    }
+    expect(server.hits('/away')).toHaveLength(2)
+    expect(fetched.every((u) => u.startsWith(server.origin))).toBe(true)
+  })
+
+  it('more than 5 redirects fail', async () => {
+    server.route('/loop', (_req, res, _b, n) => {
+      res.writeHead(307, { location: `/loop?n=${n}` })
+      res.end()
+    })
+    const { step } = await runOne(orchestrator(), { params: { url: `${server.origin}/loop` } })
+    expect(step).toMatchObject({ status: 'FAILED', attempts: 1, error: expect.stringMatching(/more than 5 redirects/) })
+    expect(server.hits('/loop')).toHaveLength(6)
+  })
+
+  it('credentials are not carried to another origin', async () => {
+    second = await new TestHttpServer().listen()
+    second.route('/land', (req, res) => json(res, 200, { auth: req.headers.authorization ?? null, other: req.headers['x-other'] ?? null }))
+    server.route('/jump', (_req, res) => {
+      res.writeHead(307, { location: `${second!.origin}/land` })
+      res.end()
+    })
+    const o = orchestrator({ allowedHosts: [`127.0.0.1:${server.port}`, `127.0.0.1:${second.port}`] })
+    const { step } = await runOne(o, { params: { url: `${server.origin}/jump`, headers: { authorization: 'Bearer secret', 'x-other': 'kept' } } })
+    expect(step.output).toMatchObject({ body: { auth: null, other: 'kept' } })
+    expect(server.hits('/jump')[0]!.headers.authorization).toBe('Bearer secret')
+  })
+})
+
+describe('http.request over GraphQL', () => {
+  let t: TestServer | undefined
+  afterEach(async () => {
+    await t?.close()
+    t = undefined
+  })
+
+  it('a workflow with an http step runs through the GraphQL API with the config\'s allow-list', async () => {
+    server.route('/hello', (_req, res) => json(res, 200, { hello: 'graphql' }))
+    t = await startTestServer({ http: { allowedHosts: [`127.0.0.1:${server.port}`] } })
+    const created = await t.request(CreateWorkflowDocument, {
+      name: 'gql_http',
+      definition: { steps: [{ id: 'get', factory: 'http', action: 'request', params: { url: `${server.origin}/hello` } }] },
+    })
+    const wf = created.data!.createWorkflow
+    if (wf.__typename !== 'CreateWorkflowSuccess') throw new Error(JSON.stringify(wf))
+    const started = await t.request(ExecuteWorkflowDocument, { workflowId: wf.workflow.id })
+    const run = started.data!.executeWorkflow
+    if (run.__typename !== 'ExecuteWorkflowSuccess') throw new Error(JSON.stringify(run))
+    await t.orchestrator.waitForRun(run.run.id)
+    const read = await t.request(RunDocument, { id: run.run.id })
+    expect(read.data!.run).toMatchObject({ status: 'SUCCEEDED', output: { get: { status: 200, body: { hello: 'graphql' } } } })
+
+    const refused = await t.request(CreateWorkflowDocument, {
+      name: 'gql_blocked',
+      definition: { steps: [{ factory: 'http', action: 'request', params: { url: 'http://blocked.invalid/' } }] },
+    })
+    expect(refused.data!.createWorkflow).toMatchObject({
+      __typename: 'ValidationError',
+      issues: [{ path: 'steps[0].params.url', message: expect.stringMatching(/not allowed/) }],
+    })
+  })
+})
