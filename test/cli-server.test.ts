@@ -322,7 +322,7 @@ async function templateNames(url: string): Promise<string[]> {
 
 /** The greeter config is in effect: its factory and template exist, the example's do not, and it runs. */
 async function expectGreeterConfig(url: string): Promise<void> {
-  expect(await factoryNames(url)).toEqual(['control', 'greeter'])
+  expect(await factoryNames(url)).toEqual(['control', 'greeter', 'http', 'transform'])
   expect(await templateNames(url)).toEqual(['greeting_pipeline'])
   const runId = await execute(url, await fromTemplate(url, 'greeting_pipeline', { who: 'config' }))
   const run = await pollRun(url, runId)

@@ -4,7 +4,7 @@
 // the library (the parallel media_bundle template), its pure rendering helpers, and the GraphiQL
 // examples against the schema.
 import { afterAll, describe, expect, it } from 'vitest'
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,7 +29,10 @@ const { parse, validate } = createRequire(import.meta.url)('graphql') as typeof 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SLOW = 120_000
 const dirs: string[] = []
+const children: ChildProcess[] = []
 afterAll(() => {
+  // A test that timed out never reached its own clean-up: leave no server behind.
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 function tempDir(): string {
@@ -60,6 +63,7 @@ describe('npm start, then the content_pipeline from GraphiQL', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--db', db], {
       cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'],
     })
+    children.push(child)
     let stderr = ''
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

@@ -3,7 +3,7 @@
 // an action's schema fail createWorkflow before any run starts, and Factory.health runs each
 // factory's check (ok, failing, throwing, timing out, none).
 import { afterEach, describe, expect, it } from 'vitest'
-import Ajv2020 from 'ajv/dist/2020.js'
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import { z } from 'zod'
 import { defineFactory, orchestratorFromConfig, ValidationError, type ProjectOrchestrator } from '../src/index.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'

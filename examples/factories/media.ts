@@ -24,7 +24,7 @@ export const GIF_HEIGHT = 270
 const data = z
   .looseObject({
     symbol: z.string().min(1).max(40).optional().describe('Symbol for the title, or for the sample series when there are no prices.'),
-    prices: z.array(z.number()).min(2).max(100_000).optional().describe('The close series to draw.'),
+    prices: z.array(z.number().positive()).min(2).max(100_000).optional().describe('The close series to draw.'),
   })
   .describe('The series: give `prices`, or pass an analysis (`{{ steps.analyze_market.output }}`), or leave it out to use the analysis earlier in the run.')
 const prompt = z.string().min(1).max(200).describe('Title of the chart or report (default: "<symbol> price").')

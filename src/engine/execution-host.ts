@@ -3,7 +3,7 @@ import type { Connection } from '../db/connection.ts'
 import type { Journal } from './journal.ts'
 import type { FactoryRegistry, RegisteredAction } from './factory.ts'
 import type { Pool, PoolSet } from './pools.ts'
-import type { RunResult } from './interfaces.ts'
+import type { RunResult, StepDefinition } from './interfaces.ts'
 import type { RunExecution } from './run-execution.ts'
 import type { ArtifactStore } from './artifacts.ts'
 
@@ -25,6 +25,11 @@ export interface ExecutionHost {
   artifacts: ArtifactStore
   readResult(runId: string): RunResult
   onFinished(run: RunExecution): void
+  /** Creates and starts the child run of a sub-workflow step; resolves with its id once committed. */
+  startChildRun(parent: RunExecution, stepId: string, def: StepDefinition, params: Record<string, unknown>): Promise<string>
+  /** After a restart: finds the step's child run and delivers its result when it finishes (or starts it if it never was). */
+  reattachChildRun(parent: RunExecution, stepId: string): void
+  cancelChildRun(parentRunId: string, stepId: string): void
   /** onFailure: 'rollback' — compensate the run's succeeded steps (the run is ROLLING_BACK). */
   startRollback(runId: string, reason: string): void
 }

@@ -11,11 +11,13 @@ import { summarize } from './summary.ts'
 import { PoolSet, type Pool } from './pools.ts'
 import type { FactoryLike, RegisteredAction } from './factory.ts'
 import type { ExecutionHost } from './execution-host.ts'
-import type { RunResult, RunStatus, StepResult, StepStatus, WorkflowDefinition } from './interfaces.ts'
+import type { RunResult, RunStatus, StepDefinition, StepResult, StepStatus, WorkflowDefinition } from './interfaces.ts'
 import { TERMINAL_RUN_STATUSES } from './interfaces.ts'
 import { checkRunInput } from './run-input.ts'
-import { ConflictError, NotFoundError, ValidationError, CancelledError } from './errors.ts'
+import { ConflictError, NotFoundError, ValidationError, CancelledError, errorMessage } from './errors.ts'
 import { newId } from './ids.ts'
+import { createHash } from 'node:crypto'
+import { findChildRun } from '../db/sql/getRun.ts'
 import { createRun } from '../db/sql/createRun.ts'
 import { getRun, findRunByIdempotencyKey } from '../db/sql/getRun.ts'
 import { getRunSteps } from '../db/sql/getRunSteps.ts'
@@ -29,6 +31,10 @@ export interface CoordinatorConfig {
 export interface StartOptions {
   /** A retried client request with the same key returns the first run instead of starting another. */
   idempotencyKey?: string
+  /** Set for a sub-workflow's child run: the run and step that started it. */
+  parent?: { runId: string; stepId: string }
+  /** Params bound to this run: steps without params receive them. */
+  params?: Record<string, unknown>
 }
 
 export class FactoryCoordinator implements ExecutionHost {
@@ -62,6 +68,7 @@ export class FactoryCoordinator implements ExecutionHost {
     this.unlistenBus = this.context.bus.listen((events) => {
       for (const e of events) {
         if (!TERMINAL_RUN_EVENTS.has(e.type)) continue
+        this.deliverToParent(e.runId)
         const waiting = this.waiters.get(e.runId)
         if (!waiting) continue
         this.waiters.delete(e.runId)
@@ -160,20 +167,20 @@ export class FactoryCoordinator implements ExecutionHost {
     if (checked.issues.length > 0) throw new ValidationError('run input is invalid', checked.issues)
     const runId = newId('run')
     const now = Date.now()
-    const execution = this.execution(compiled, { id: runId, input: checked.value }, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
+    const execution = this.execution(compiled, { id: runId, input: checked.value, params: options.params }, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
     const keyId = key !== undefined ? `${workflowId}\u0000${key}` : undefined
     if (keyId) this.pendingKeys.set(keyId, runId)
     this.journal.record(
       () => createRun(this.conn, {
         id: runId, workflowId, workflowVersion: compiled.version, status: 'PENDING', input: checked.value,
-        idempotencyKey: key ?? null, parentRunId: null, parentStepId: null, retryOf: null,
-        deadlineAt: execution.spec.deadlineAt, createdAt: now,
+        idempotencyKey: key ?? null, parentRunId: options.parent?.runId ?? null, parentStepId: options.parent?.stepId ?? null, retryOf: null,
+        params: options.params, deadlineAt: execution.spec.deadlineAt, createdAt: now,
       }, compiled.graph.ordered.map((n) => ({
         stepId: n.id, parentStepId: n.parent, kind: n.kind, factory: n.factory, action: n.action,
       }))),
       {
         type: 'RUN_CREATED', runId, workflowId, stepId: null, attempt: null, status: 'PENDING', at: now,
-        payload: { workflowVersion: compiled.version, input: checked.value },
+        payload: { workflowVersion: compiled.version, input: checked.value, ...(options.parent ? { parent: options.parent } : {}) },
       },
     )
     this.active.set(runId, execution)
@@ -302,6 +309,61 @@ export class FactoryCoordinator implements ExecutionHost {
     const done = this.untilFinished(runId)
     this.beginRollback(run, run.status as RunStatus, 'rollback requested')
     return done
+  }
+
+  // ---- sub-workflows
+
+  async startChildRun(parent: RunExecution, stepId: string, def: StepDefinition, params: Record<string, unknown>): Promise<string> {
+    let workflowId: string
+    if (def.template !== undefined) {
+      const template = this.manager.getTemplate(def.template)
+      if (!template) throw new NotFoundError(`template "${def.template}" not found`)
+      workflowId = `wf_tpl_${def.template}`
+      this.manager.define(workflowId, template.definition, def.template)
+    } else {
+      // An inline workflow gets a stable id per parent workflow and step; a changed definition is a new version.
+      const digest = createHash('sha256').update(`${parent.spec.workflowId}\u0000${stepId}`).digest('hex').slice(0, 20)
+      workflowId = `wf_sub_${digest}`
+      this.manager.define(workflowId, def.workflow, `${parent.spec.workflowName}.${stepId}`)
+    }
+    const { runId } = await this.start(workflowId, params, { parent: { runId: parent.id, stepId }, params })
+    return runId
+  }
+
+  reattachChildRun(parent: RunExecution, stepId: string): void {
+    const child = findChildRun(this.conn, parent.id, stepId)
+    if (!child) {
+      // The process stopped before the child run was committed: start it now.
+      const state = parent.spec.graph.nodes.get(stepId)
+      if (state) {
+        const params = getRunSteps(this.conn, parent.id).find((r) => r.stepId === stepId)?.params as Record<string, unknown> | null
+        this.startChildRun(parent, stepId, state.def, params ?? {}).catch((error) =>
+          parent.childFinished(stepId, { runId: '', workflowId: '', status: 'FAILED', output: null, error: errorMessage(error), steps: {} }),
+        )
+      }
+      return
+    }
+    // Delivered when it finishes; if it already has, deliver once the parent is registered as active.
+    if (TERMINAL_RUN_STATUSES.has(child.status as RunStatus)) setImmediate(() => parent.childFinished(stepId, this.readResult(child.id)))
+  }
+
+  cancelChildRun(parentRunId: string, stepId: string): void {
+    const child = findChildRun(this.conn, parentRunId, stepId)
+    const execution = child ? this.active.get(child.id) : undefined
+    if (execution) {
+      try {
+        execution.cancel('CANCELLED', `cancelled with its parent run ${parentRunId}`)
+      } catch {
+        // Already finishing.
+      }
+    }
+  }
+
+  /** A child run finished: its parent step takes the result. */
+  private deliverToParent(runId: string): void {
+    const run = getRun(this.conn, runId)
+    if (!run?.parentRunId || !run.parentStepId || run.retryOf) return
+    this.active.get(run.parentRunId)?.childFinished(run.parentStepId, this.readResult(runId))
   }
 
   startRollback(runId: string, reason: string): void {

@@ -163,10 +163,16 @@ export class RunExecution {
     }
     if (this.status === 'PENDING') this.transitionRun('RUNNING', 'RUN_STARTED', {}, { started: true })
     this.armDeadline()
-    for (const state of this.states.values()) {
-      switch (state.status) {
+    // Switch on the statuses read from the rows: starting a group below starts its members, which
+    // come later in this loop and must not be dispatched a second time (as if interrupted).
+    const loaded = [...this.states.values()].map((state) => [state, state.status] as const)
+    for (const [state, status] of loaded) {
+      if (state.status !== status) continue
+      switch (status) {
         case 'RUNNING':
-          if (state.node.kind === 'group' || state.node.kind === 'forEach') {
+          if (state.node.kind === 'subworkflow') {
+            this.host.reattachChildRun(this, state.node.id)
+          } else if (state.node.kind === 'group' || state.node.kind === 'forEach') {
             if (state.childrenLeft === 0) this.settleGroup(state)
             else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
           } else {
@@ -212,6 +218,7 @@ export class RunExecution {
     }
     const error = reason ?? (status === 'TIMED_OUT' ? 'run timed out' : 'run cancelled')
     this.stopping = { status, error }
+    for (const stepId of this.runningSubWorkflows()) this.host.cancelChildRun(this.id, stepId)
     for (const state of this.states.values()) {
       if (state.status !== 'RUNNING' || state.node.kind !== 'action') continue
       state.controller?.abort(status === 'TIMED_OUT' ? new TimeoutError(error) : new CancelledError(error))
@@ -321,6 +328,46 @@ export class RunExecution {
     else this.activate(state, params)
   }
 
+  // ---------------------------------------------------------------- sub-workflows
+
+  /** RUNNING while a child run of the template or inline workflow runs; it takes the child's output. */
+  private startSubWorkflow(state: StepState, params: Record<string, unknown>): void {
+    assertStepTransition(state.node.id, state.status, 'RUNNING')
+    state.status = 'RUNNING'
+    state.params = params
+    state.attempts = 1
+    state.startedAt = Date.now()
+    const at = state.startedAt
+    this.record(
+      () => startStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt: 1, params, at }),
+      'STEP_STARTED',
+      state,
+      { params: summarize(params), subWorkflow: state.node.def.template ?? 'inline' },
+    )
+    this.host.startChildRun(this, state.node.id, state.node.def, params).catch((error) => {
+      if (state.status === 'RUNNING' && !this.finalizing) this.fail(state, `sub-workflow did not start: ${errorMessage(error)}`, false)
+    })
+  }
+
+  /** The child run of a sub-workflow step finished (told by the coordinator, also after a restart). */
+  childFinished(stepId: string, result: RunResult): void {
+    const state = this.states.get(stepId)
+    if (!state || state.status !== 'RUNNING' || state.node.kind !== 'subworkflow' || this.finalizing || this.abandoned) return
+    const attempt = state.attempts
+    const ok = result.status === 'SUCCEEDED'
+    const error = ok ? null : `sub-workflow run ${result.runId} ended ${result.status}${result.error ? `: ${result.error}` : ''}`
+    this.host.journal.record(() =>
+      finishStepAttempt(this.host.conn, { runId: this.id, stepId, attempt, status: ok ? 'SUCCEEDED' : 'FAILED', error, at: Date.now() }),
+    )
+    if (ok) this.settle(state, 'SUCCEEDED', { output: result.output })
+    else this.fail(state, error!, false)
+  }
+
+  /** Sub-workflow steps still running (cancel and stop cascade to their child runs). */
+  runningSubWorkflows(): string[] {
+    return [...this.states.values()].filter((s) => s.node.kind === 'subworkflow' && s.status === 'RUNNING').map((s) => s.node.id)
+  }
+
   // ---------------------------------------------------------------- forEach
 
   /** Evaluates `when` and the list, resolves each item's params, then fans out. */
@@ -401,6 +448,10 @@ export class RunExecution {
   private activate(state: StepState, params: Record<string, unknown>): void {
     if (state.node.kind === 'group') {
       this.startGroup(state)
+      return
+    }
+    if (state.node.kind === 'subworkflow') {
+      this.startSubWorkflow(state, params)
       return
     }
     state.params = params
@@ -781,6 +832,7 @@ export class RunExecution {
   private stop(status: RunStatus, error: string): void {
     if (this.stopping) return
     this.stopping = { status, error }
+    for (const stepId of this.runningSubWorkflows()) this.host.cancelChildRun(this.id, stepId)
     for (const state of this.states.values()) {
       if (state.status === 'READY' || state.status === 'RETRY_SCHEDULED') {
         this.settle(state, 'CANCELLED', { reason: error })

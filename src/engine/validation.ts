@@ -2,7 +2,7 @@
 // with a path: shape, ids, dependencies and cycles, factories and actions (with a did-you-mean),
 // expressions, and literal params against the action's input schema.
 import type { ZodType } from 'zod'
-import type { ValidationIssue, ValidationResult, WorkflowDefinition } from './interfaces.ts'
+import type { StepDefinition, ValidationIssue, ValidationResult, WorkflowDefinition } from './interfaces.ts'
 import { workflowSchema, formatPath } from './definition.ts'
 import { compileGraph, type Graph } from './graph.ts'
 import { bareExpressionIssue, expressionIssues, hasExpression } from './expressions.ts'
@@ -16,6 +16,8 @@ export interface ValidateOptions {
   paramsBoundLater?: boolean
   /** Params bound by createFromTemplate, given to every step that has none. */
   boundParams?: Record<string, unknown>
+  /** Whether a template exists (sub-workflow steps name one); unchecked when absent. */
+  templateExists?: (name: string) => boolean
 }
 
 export interface Validated {
@@ -48,7 +50,7 @@ export function validateDefinition(input: unknown, options: ValidateOptions = {}
     const def = node.def
     const at = node.path
     if (def.template !== undefined || def.workflow !== undefined) {
-      issues.push({ path: at, message: 'sub-workflow steps (template / workflow) are not supported yet' })
+      issues.push(...subWorkflowIssues(def, at, options))
       continue
     }
     if (def.forEach !== undefined) {
@@ -111,6 +113,24 @@ function literalParamIssues(schema: ZodType, params: Record<string, unknown>, pa
     if (!field || hasExpression(value)) continue
     const r = field.safeParse(value)
     if (!r.success) issues.push(...r.error.issues.map((i) => ({ path: formatPath(i.path, `${path}.${key}`), message: i.message })))
+  }
+  return issues
+}
+
+/** A sub-workflow step names a template that exists, or holds a valid inline workflow. */
+function subWorkflowIssues(def: StepDefinition, at: string, options: ValidateOptions): ValidationIssue[] {
+  const issues: ValidationIssue[] = []
+  if (def.template !== undefined && def.workflow !== undefined) issues.push({ path: at, message: 'give either template or workflow, not both' })
+  if (def.factory || def.action || def.steps || def.forEach !== undefined) {
+    issues.push({ path: at, message: 'a sub-workflow step has no factory, action, steps or forEach' })
+  }
+  if (def.template !== undefined && options.templateExists && !options.templateExists(def.template)) {
+    issues.push({ path: `${at}.template`, message: `unknown template "${def.template}"` })
+  }
+  issues.push(...expressionIssues(def.params, `${at}.params`))
+  if (def.workflow !== undefined) {
+    const inner = validateDefinition(def.workflow, { registry: options.registry, templateExists: options.templateExists })
+    for (const issue of inner.result.issues) issues.push({ path: `${at}.workflow.${issue.path}`, message: issue.message })
   }
   return issues
 }

@@ -41,7 +41,7 @@ export class WorkflowManager {
 
   /** Checks a definition without storing anything. */
   validate(definition: unknown, options: Omit<ValidateOptions, 'registry'> = {}): ValidationResult {
-    return validateDefinition(definition, { ...options, registry: this.registryForChecks() }).result
+    return validateDefinition(definition, { templateExists: (name) => !!this.getTemplate(name), ...options, registry: this.registryForChecks() }).result
   }
 
   /** A stand-alone manager with no factories registered cannot know them: it skips those checks. */
@@ -51,7 +51,7 @@ export class WorkflowManager {
   }
 
   private validated(definition: unknown, options: Omit<ValidateOptions, 'registry'>, what: string): WorkflowDefinition {
-    const v = validateDefinition(definition, { ...options, registry: this.registryForChecks() })
+    const v = validateDefinition(definition, { templateExists: (name) => !!this.getTemplate(name), ...options, registry: this.registryForChecks() })
     if (!v.definition) throw new ValidationError(`${what} is invalid: ${v.result.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, v.result.issues)
     return v.definition
   }
@@ -69,12 +69,12 @@ export class WorkflowManager {
    * Stores `definition` under a caller-chosen id (the seed's `coordinate('wf_123', ...)`): creates
    * the workflow, or adds a version when the definition changed. Returns the current version.
    */
-  define(workflowId: string, definition: unknown): number {
+  define(workflowId: string, definition: unknown, name = workflowId): number {
     checkName(workflowId, 'workflow id')
     const def = this.validated(definition, {}, `workflow "${workflowId}"`)
     const conn = this.context.conn
     if (!getWorkflow(conn, workflowId)) {
-      insertWorkflow(conn, { id: workflowId, name: workflowId, definition: def, at: Date.now() })
+      insertWorkflow(conn, { id: workflowId, name, definition: def, at: Date.now() })
       return 1
     }
     const current = this.load(workflowId)

@@ -1,4 +1,4 @@
-import { and, desc, eq } from 'drizzle-orm'
+import { and, desc, eq, isNull } from 'drizzle-orm'
 import type { Connection } from '../connection.ts'
 import { runs, type RunRow } from '../schema.ts'
 
@@ -16,6 +16,17 @@ export function getLatestRun(conn: Connection, workflowId: string): RunRow | und
     .from(runs)
     .where(eq(runs.workflowId, workflowId))
     .orderBy(desc(runs.createdAt), desc(runs.id))
+    .limit(1)
+    .get()
+}
+
+/** The child run a sub-workflow step started (not a retry of it). */
+export function findChildRun(conn: Connection, parentRunId: string, parentStepId: string): RunRow | undefined {
+  return conn.db
+    .select()
+    .from(runs)
+    .where(and(eq(runs.parentRunId, parentRunId), eq(runs.parentStepId, parentStepId), isNull(runs.retryOf)))
+    .orderBy(desc(runs.id))
     .limit(1)
     .get()
 }

@@ -102,9 +102,9 @@ function parseRule(entry: string): HostRule {
   // Normalise as the URL parser does (IDN to punycode, IPv4 forms, IPv6 compression) so that an
   // entry matches exactly what a request URL's hostname will be.
   let normalised = host
-  if (!host.startsWith('*')) {
+  if (host !== '*') {
     try {
-      normalised = new URL(`http://${host}/`).hostname
+      normalised = host.startsWith('*.') ? `*.${new URL(`http://${host.slice(2)}/`).hostname}` : new URL(`http://${host}/`).hostname
     } catch {
       throw new TypeError(`http factory: allowedHosts entry "${entry}" is not a valid host`)
     }
