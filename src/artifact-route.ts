@@ -16,6 +16,8 @@ export function serveArtifact(orchestrator: ProjectOrchestrator, path: string, m
     'content-length': artifact.size,
     'content-disposition': `inline; filename="${artifact.name.replace(/"/g, '')}"`,
     'x-content-type-options': 'nosniff',
+    // Files come from factories: never let one run script on the API's origin.
+    'content-security-policy': "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'",
     'cache-control': 'private, max-age=31536000, immutable',
   })
   if (method === 'HEAD') {

@@ -6,6 +6,7 @@ import { EventBus } from './events.ts'
 import { FactoryRegistry } from './factory.ts'
 import { Journal } from './journal.ts'
 import { ArtifactStore } from './artifacts.ts'
+import type { PoolLimits } from './pools.ts'
 
 export interface EngineContext {
   conn: Connection
@@ -14,6 +15,8 @@ export interface EngineContext {
   journal: Journal
   logger: Logger
   artifacts: ArtifactStore
+  /** The config's named pools: limits shared by every action or step that names them. */
+  namedPools: Record<string, PoolLimits>
 }
 
 export interface ContextOptions {
@@ -22,6 +25,7 @@ export interface ContextOptions {
   /** Where artifacts are written; default `artifacts/` beside the database file. */
   artifactsDir?: string
   logger?: Logger
+  pools?: Record<string, PoolLimits>
 }
 
 export function openContext(options: ContextOptions = {}): EngineContext {
@@ -33,7 +37,7 @@ export function openContext(options: ContextOptions = {}): EngineContext {
     (events) => bus.publish(events),
     (error) => logger.error({ err: error }, 'commit failed'),
   )
-  return { conn, registry: new FactoryRegistry(), bus, journal, logger, artifacts: new ArtifactStore(conn, options.artifactsDir) }
+  return { conn, registry: new FactoryRegistry(), bus, journal, logger, artifacts: new ArtifactStore(conn, options.artifactsDir), namedPools: options.pools ?? {} }
 }
 
 export function closeContext(context: EngineContext): void {

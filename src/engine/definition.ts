@@ -37,6 +37,7 @@ const stepSchema: z.ZodType<StepDefinition> = z.lazy(() =>
     template: z.string().min(1).optional(),
     workflow: workflowSchema.optional(),
     compensate: z.boolean().optional(),
+    pool: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
   }),
 )
 

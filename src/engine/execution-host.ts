@@ -19,7 +19,7 @@ export interface ExecutionHost {
   /** Default per-run limit when a definition sets no maxParallel (`workflow.maxParallel`). */
   defaultMaxParallel: number | undefined
   /** The factory's and the action's own pools, when they declare `concurrency`. */
-  actionPools(action: RegisteredAction): Pool[]
+  actionPools(action: RegisteredAction, stepPools?: string | string[]): Pool[]
   /** Calls `ready` once the factory is registered (recovery may run before registration). */
   awaitFactory(factory: string, ready: () => void): void
   artifacts: ArtifactStore

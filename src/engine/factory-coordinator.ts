@@ -14,7 +14,7 @@ import type { ExecutionHost } from './execution-host.ts'
 import type { RunResult, RunStatus, StepDefinition, StepResult, StepStatus, WorkflowDefinition } from './interfaces.ts'
 import { TERMINAL_RUN_STATUSES } from './interfaces.ts'
 import { checkRunInput } from './run-input.ts'
-import { ConflictError, NotFoundError, ValidationError, CancelledError, errorMessage } from './errors.ts'
+import { ConflictError, NotFoundError, ValidationError, CancelledError, NonRetryableError, errorMessage } from './errors.ts'
 import { newId } from './ids.ts'
 import { createHash } from 'node:crypto'
 import { findChildRun } from '../db/sql/getRun.ts'
@@ -102,13 +102,35 @@ export class FactoryCoordinator implements ExecutionHost {
     return this.context.artifacts
   }
 
-  actionPools(action: RegisteredAction): Pool[] {
+  actionPools(action: RegisteredAction, stepPools?: string | string[]): Pool[] {
     const pools: Pool[] = []
     const factory = this.registry.get(action.factory)
-    if (factory?.concurrency) pools.push(this.pools.pool(`factory:${factory.name}`, factory.concurrency))
-    const limit = action.definition.concurrency
-    if (limit) pools.push(this.pools.pool(`action:${action.factory}.${action.name}`, limit))
+    if (factory?.concurrency || factory?.ratePerSecond) {
+      pools.push(this.pools.pool(`factory:${factory.name}`, factory.concurrency ?? Infinity, factory.ratePerSecond))
+    }
+    const { concurrency, ratePerSecond } = action.definition
+    if (concurrency || ratePerSecond) pools.push(this.pools.pool(`action:${action.factory}.${action.name}`, concurrency ?? Infinity, ratePerSecond))
+    for (const name of new Set([...toList(action.definition.pool), ...toList(stepPools)])) pools.push(this.namedPool(name))
     return pools
+  }
+
+  /** A pool from the config's `pools`; naming one that is not configured fails the step. */
+  private namedPool(name: string): Pool {
+    const limits = this.context.namedPools[name]
+    if (!limits) throw new NonRetryableError(`pool "${name}" is not configured (configured: ${Object.keys(this.context.namedPools).join(', ') || 'none'})`)
+    return this.pools.pool(`pool:${name}`, limits.concurrency ?? Infinity, limits.ratePerSecond)
+  }
+
+  /** Pools for the API: the worker pool, named pools, factory and action pools (not per-run ones). */
+  listPools(): { name: string; concurrency: number | null; ratePerSecond: number | null; inUse: number; waiting: number }[] {
+    for (const name of Object.keys(this.context.namedPools)) this.namedPool(name)
+    return this.pools
+      .list()
+      .filter((p) => !p.name.startsWith('run:') && !p.name.startsWith('group:'))
+      .map((p) => ({
+        name: p.name, concurrency: Number.isFinite(p.limit) ? p.limit : null, ratePerSecond: p.ratePerSecond ?? null,
+        inUse: p.inUse, waiting: p.queued,
+      }))
   }
 
   awaitFactory(factory: string, ready: () => void): void {
@@ -465,6 +487,10 @@ export class FactoryCoordinator implements ExecutionHost {
     this.journal.flush()
     if (this.owned) closeContext(this.context)
   }
+}
+
+function toList(value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value]
 }
 
 function positiveOr(value: number | undefined, fallback: number): number {

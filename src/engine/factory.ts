@@ -10,6 +10,7 @@ export function defineFactory<const A extends Record<string, ActionDefinition>>(
     name: string
     description?: string
     concurrency?: number
+    ratePerSecond?: number
     actions: A
     health?: () => Promise<FactoryHealthResult> | FactoryHealthResult
   },
@@ -32,6 +33,7 @@ export interface RegisteredFactory {
   name: string
   description: string
   concurrency?: number
+  ratePerSecond?: number
   actions: Map<string, RegisteredAction>
   /** The factory's own health check (factories made with `defineFactory` may declare one). */
   health?: () => Promise<FactoryHealthResult> | FactoryHealthResult
@@ -102,10 +104,12 @@ export function normaliseFactory(name: string, factory: FactoryLike): Registered
   const actions = new Map<string, RegisteredAction>()
   let description = ''
   let concurrency: number | undefined
+  let ratePerSecond: number | undefined
   let health: RegisteredFactory['health']
   if (isFactoryDefinition(factory)) {
     description = factory.description ?? ''
     concurrency = factory.concurrency
+    ratePerSecond = factory.ratePerSecond
     if (typeof factory.health === 'function') health = factory.health.bind(factory)
     for (const [actionName, definition] of Object.entries(factory.actions)) {
       actions.set(actionName, {
@@ -131,7 +135,7 @@ export function normaliseFactory(name: string, factory: FactoryLike): Registered
     }
   }
   if (actions.size === 0) throw new TypeError(`factory "${name}" has no actions`)
-  return { name, description, concurrency, actions, health }
+  return { name, description, concurrency, ratePerSecond, actions, health }
 }
 
 export function didYouMean(name: string, candidates: Iterable<string>): string {

@@ -71,6 +71,8 @@ export interface StepDefinition {
   workflow?: WorkflowDefinition
   compensate?: boolean
   description?: string
+  /** Named pools (from the config's `pools`) this step takes a slot of, besides its action's. */
+  pool?: string | string[]
 }
 
 export type InputFieldSpec = { type?: string; default?: unknown; required?: boolean; description?: string }
@@ -132,6 +134,10 @@ export interface ActionDefinition<I = any, O = any> {
   retry?: RetryPolicy
   /** Maximum in-flight calls of this action across all runs. */
   concurrency?: number
+  /** Maximum calls started per second across all runs. */
+  ratePerSecond?: number
+  /** Named pools (from the config's `pools`) every call of this action takes a slot of. */
+  pool?: string | string[]
 }
 
 export interface FactoryDefinition {
@@ -139,6 +145,8 @@ export interface FactoryDefinition {
   description?: string
   /** Maximum in-flight calls of any action of this factory across all runs. */
   concurrency?: number
+  /** Maximum calls of its actions started per second across all runs. */
+  ratePerSecond?: number
   actions: Record<string, ActionDefinition>
   /** Optional check of what the factory depends on (a service, a key); see `checkFactoryHealth`. */
   health?: () => Promise<FactoryHealthResult> | FactoryHealthResult

@@ -1,15 +1,54 @@
-// Concurrency limits that hold across runs: the global worker pool, each run's maxParallel, each
-// factory's and each action's pool. A step takes a slot of every pool it needs at once or none; a
-// blocked step queues on the first full pool and moves on when a slot there frees.
+// Limits that hold across runs: the global worker pool, each run's maxParallel, each factory's and
+// each action's pool, and the named pools of the config (`gpu: { concurrency: 2 }`, `openai:
+// { ratePerSecond: 5 }`). A step takes a slot of every pool it needs at once or none; a blocked step
+// queues on the first full pool and moves on when a slot (or, for a rate, a token) frees.
+
+export interface PoolLimits {
+  concurrency?: number
+  ratePerSecond?: number
+}
 
 export class Pool {
   inUse = 0
   readonly waiting: Waiter[] = []
   private head = 0
-  constructor(readonly name: string, public limit: number) {}
+  /** Token bucket for a rate limit: holds up to one second's worth, refilled continuously. */
+  private tokens = 0
+  private refilledAt = Date.now()
+  refillTimer: NodeJS.Timeout | undefined
+
+  constructor(readonly name: string, public limit: number, public ratePerSecond?: number) {
+    this.tokens = this.capacity
+  }
+
+  private get capacity(): number {
+    return Math.max(1, this.ratePerSecond ?? 0)
+  }
+
+  private refill(): void {
+    if (!this.ratePerSecond) return
+    const now = Date.now()
+    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.refilledAt) / 1000) * this.ratePerSecond)
+    this.refilledAt = now
+  }
 
   get free(): boolean {
-    return this.inUse < this.limit
+    if (this.inUse >= this.limit) return false
+    if (!this.ratePerSecond) return true
+    this.refill()
+    return this.tokens >= 1
+  }
+
+  /** Milliseconds until the next token, when a rate is what blocks. */
+  get msUntilToken(): number {
+    if (!this.ratePerSecond || this.inUse >= this.limit) return 0
+    this.refill()
+    return Math.max(1, Math.ceil(((1 - this.tokens) / this.ratePerSecond) * 1000))
+  }
+
+  take(): void {
+    this.inUse++
+    if (this.ratePerSecond) this.tokens -= 1
   }
 
   enqueue(waiter: Waiter): void {
@@ -43,12 +82,13 @@ export interface Waiter {
 export class PoolSet {
   private readonly pools = new Map<string, Pool>()
 
-  pool(name: string, limit: number): Pool {
+  pool(name: string, limit: number, ratePerSecond?: number): Pool {
     let pool = this.pools.get(name)
     if (!pool) {
-      pool = new Pool(name, limit)
+      pool = new Pool(name, limit, ratePerSecond)
       this.pools.set(name, pool)
-    } else if (pool.limit !== limit) {
+    } else if (pool.limit !== limit || pool.ratePerSecond !== ratePerSecond) {
+      pool.ratePerSecond = ratePerSecond
       // A factory registered again with another concurrency: the new limit applies from now on
       // (queued waiters move on at the next release, which drains up to the new limit).
       pool.limit = limit
@@ -71,11 +111,22 @@ export class PoolSet {
     const full = waiter.pools.find((p) => !p.free)
     if (full) {
       full.enqueue(waiter)
+      this.whenTokenDue(full)
       return false
     }
-    for (const p of waiter.pools) p.inUse++
+    for (const p of waiter.pools) p.take()
     waiter.start()
     return true
+  }
+
+  /** A pool blocked only by its rate gets drained again when its next token is due. */
+  private whenTokenDue(pool: Pool): void {
+    const ms = pool.msUntilToken
+    if (ms <= 0 || pool.refillTimer) return
+    pool.refillTimer = setTimeout(() => {
+      pool.refillTimer = undefined
+      this.drain(pool)
+    }, ms)
   }
 
   release(pools: Pool[]): void {
@@ -90,5 +141,6 @@ export class PoolSet {
       if (!next) return
       this.acquire(next)
     }
+    if (pool.queued > 0) this.whenTokenDue(pool)
   }
 }

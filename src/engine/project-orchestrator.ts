@@ -11,8 +11,10 @@ import { NotFoundError } from './errors.ts'
 import { getLatestRun, getRun } from '../db/sql/getRun.ts'
 import { listEvents } from '../db/sql/listEvents.ts'
 import { Catalog } from './catalog.ts'
+import { Retention, type RetentionConfig } from './retention.ts'
 import { upsertFactory } from '../db/sql/upsertFactory.ts'
 import type { Logger } from 'pino'
+import type { PoolLimits } from './pools.ts'
 
 export interface OrchestratorConfig {
   /** SQLite file path; default ':memory:'. */
@@ -20,6 +22,10 @@ export interface OrchestratorConfig {
   /** Where artifacts are written; default `artifacts/` beside the database file. */
   artifactsDir?: string
   workflow?: { maxParallel?: number }
+  /** Prune finished runs older than `maxAgeMs`, with their steps, events and artifacts. */
+  retention?: RetentionConfig
+  /** Named resource pools, e.g. `{ gpu: { concurrency: 2 }, openai: { ratePerSecond: 5 } }`: limits across all runs. */
+  pools?: Record<string, PoolLimits>
   coordinator?: { maxWorkers?: number }
   logger?: Logger
 }
@@ -42,11 +48,13 @@ export class ProjectOrchestrator {
   readonly coordinator: FactoryCoordinator
   /** Paginated lists and batched lookups for the API. */
   readonly catalog: Catalog
+  /** Present when the config sets `retention`; `prune()` runs it now. */
+  readonly retention: Retention | undefined
   private readonly streams = new Set<EventStream>()
   private closed = false
 
   constructor(config: OrchestratorConfig = {}) {
-    this.context = openContext({ database: config.database, logger: config.logger, artifactsDir: config.artifactsDir })
+    this.context = openContext({ database: config.database, logger: config.logger, artifactsDir: config.artifactsDir, pools: config.pools })
     this.workflows = new WorkflowManager(this.context)
     this.coordinator = new FactoryCoordinator(config.coordinator ?? {}, {
       context: this.context,
@@ -54,6 +62,8 @@ export class ProjectOrchestrator {
       maxParallel: config.workflow?.maxParallel,
     })
     this.catalog = new Catalog(this.context.conn)
+    this.retention = config.retention ? new Retention(this.context.conn, config.retention, this.context.logger) : undefined
+    this.retention?.start()
     // Resume unfinished runs once the caller has had a chance to register its factories.
     setImmediate(() => {
       if (!this.closed) this.coordinator.recover()
@@ -202,6 +212,7 @@ export class ProjectOrchestrator {
   async close(options: { drainMs?: number } = {}): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.retention?.stop()
     for (const stream of this.streams) stream.close()
     this.streams.clear()
     await this.coordinator.close(options)

@@ -489,7 +489,13 @@ export class RunExecution {
   }
 
   private acquire(state: StepState, action: RegisteredAction): void {
-    const pools = [this.host.globalPool, this.runPool, ...this.host.actionPools(action)]
+    let pools: Pool[]
+    try {
+      pools = [this.host.globalPool, this.runPool, ...this.host.actionPools(action, state.node.def.pool)]
+    } catch (error) {
+      this.fail(state, errorMessage(error), false)
+      return
+    }
     for (let p = state.node.parent; p; p = this.states.get(p)!.node.parent) {
       const maxParallel = this.states.get(p)!.node.def.maxParallel
       if (maxParallel) pools.push(this.host.pools.pool(groupPoolName(this.id, p), maxParallel))
@@ -719,6 +725,8 @@ export class RunExecution {
         this.record(undefined, 'STEP_PROGRESS', state, { fraction: f, message: message ?? null })
       },
       artifact: (file) => {
+        // An abandoned attempt (timed out, cancelled) must not leave files behind.
+        if (!live()) throw new CancelledError('this attempt is no longer current')
         const saved = this.host.artifacts.save(this.id, stepId, file, (insert, info) =>
           this.record(insert, 'STEP_LOG', state, {
             message: `artifact ${info.name}`, artifact: { id: info.id, name: info.name, mimeType: info.mimeType, size: info.size },

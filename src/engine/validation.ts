@@ -18,6 +18,8 @@ export interface ValidateOptions {
   boundParams?: Record<string, unknown>
   /** Whether a template exists (sub-workflow steps name one); unchecked when absent. */
   templateExists?: (name: string) => boolean
+  /** Names of the configured pools steps may name; unchecked when absent. */
+  poolNames?: readonly string[]
 }
 
 export interface Validated {
@@ -64,6 +66,13 @@ export function validateDefinition(input: unknown, options: ValidateOptions = {}
       if (def.factory || def.action) issues.push({ path: at, message: 'a step has either factory/action or nested steps, not both' })
     } else if (!def.factory || !def.action) {
       issues.push({ path: at, message: 'a step needs "factory" and "action" (or nested "steps")' })
+    }
+    if (def.pool !== undefined && options.poolNames) {
+      for (const name of Array.isArray(def.pool) ? def.pool : [def.pool]) {
+        if (!options.poolNames.includes(name)) {
+          issues.push({ path: `${at}.pool`, message: `pool "${name}" is not configured${didYouMean(name, options.poolNames)}` })
+        }
+      }
     }
     if (typeof def.when === 'string') {
       const problem = bareExpressionIssue(def.when)

@@ -41,7 +41,11 @@ export class WorkflowManager {
 
   /** Checks a definition without storing anything. */
   validate(definition: unknown, options: Omit<ValidateOptions, 'registry'> = {}): ValidationResult {
-    return validateDefinition(definition, { templateExists: (name) => !!this.getTemplate(name), ...options, registry: this.registryForChecks() }).result
+    return validateDefinition(definition, { ...this.checks(), ...options, registry: this.registryForChecks() }).result
+  }
+
+  private checks() {
+    return { templateExists: (name: string) => !!this.getTemplate(name), poolNames: Object.keys(this.context.namedPools) }
   }
 
   /** A stand-alone manager with no factories registered cannot know them: it skips those checks. */
@@ -51,7 +55,7 @@ export class WorkflowManager {
   }
 
   private validated(definition: unknown, options: Omit<ValidateOptions, 'registry'>, what: string): WorkflowDefinition {
-    const v = validateDefinition(definition, { templateExists: (name) => !!this.getTemplate(name), ...options, registry: this.registryForChecks() })
+    const v = validateDefinition(definition, { ...this.checks(), ...options, registry: this.registryForChecks() })
     if (!v.definition) throw new ValidationError(`${what} is invalid: ${v.result.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, v.result.issues)
     return v.definition
   }

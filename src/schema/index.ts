@@ -9,6 +9,7 @@ import './workflow.ts'
 import './template.ts'
 import './event.ts'
 import './artifact.ts'
+import './pool.ts'
 
 export const schema = builder.toSchema({ sortSchema: true })
 export type { GraphQLContext } from './context.ts'
