@@ -3,6 +3,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createYoga, maskError, type YogaServerInstance } from 'graphql-yoga'
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql'
 import { WebSocketServer } from 'ws'
 import { useServer } from 'graphql-ws/use/ws'
 import type { Logger } from 'pino'
@@ -41,6 +42,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // Errors the API raises on purpose (GraphQLErrors with a code) reach the client; anything else
     // is masked. Checked by name as well as class: the WebSocket path can carry another copy of it.
     maskedErrors: { maskError: (error, message, isDev) => (isIntended(error) ? (error as Error) : maskError(error, message, isDev)) },
+    // GraphiQL bundled in the package, so the page works without reaching any CDN.
+    renderGraphiQL,
     graphiql: {
       title: 'Conveyor',
       subscriptionsProtocol: 'WS',

@@ -28,9 +28,12 @@ export function hasExpression(value: unknown): boolean {
   return false
 }
 
+/** Budget of one evaluation: a pathological expression fails instead of holding the engine. */
+export const EXPRESSION_LIMITS = { timeout: 1_000, stack: 500 }
+
 function compileExpression(text: string): jsonata.Expression {
   try {
-    return jsonata(text)
+    return jsonata(text, EXPRESSION_LIMITS)
   } catch (error) {
     const e = error as { message?: string; position?: number }
     throw new ExpressionError(text, `${e.message ?? 'does not parse'}${e.position !== undefined ? ` (at ${e.position})` : ''}`)
