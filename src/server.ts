@@ -1,6 +1,6 @@
 // One node:http server: GraphQL over HTTP and SSE (yoga), GraphQL over WebSocket (graphql-ws, same
 // port and path), GraphiQL, /healthz and /metrics.
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createYoga, maskError, type YogaServerInstance } from 'graphql-yoga'
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql'
@@ -66,12 +66,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       serveArtifact(orchestrator, path, req.method, res)
       return
     }
-    const length = Number(req.headers['content-length'] ?? 0)
-    if (length > maxBody) {
-      res.writeHead(413, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: `request body exceeds ${maxBody} bytes` }] }))
+    const tooLarge = () =>
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' })
+        .end(JSON.stringify({ errors: [{ message: `request body exceeds ${maxBody} bytes` }] }))
+    if (Number(req.headers['content-length'] ?? 0) > maxBody) {
+      tooLarge()
       return
     }
-    void yoga(req, res)
+    if (req.headers['transfer-encoding'] === undefined) {
+      void yoga(req, res)
+      return
+    }
+    // A chunked body has no declared length: read it under the limit, then hand it to yoga.
+    void readLimited(req, maxBody).then(
+      async (body) => {
+        if (body) await forward(yoga, req, res, body)
+        else tooLarge()
+      },
+      () => res.destroy(),
+    )
   })
 
   const wss = new WebSocketServer({ server, path: PATH, maxPayload: maxBody })
@@ -135,4 +148,31 @@ function isIntended(error: unknown): boolean {
     if (!e.originalError) return true
   }
   return false
+}
+
+async function readLimited(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > max) {
+      req.resume()
+      return undefined
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+async function forward(yoga: RunningServer['yoga'], req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || name === 'transfer-encoding') continue
+    headers.set(name, Array.isArray(value) ? value.join(', ') : value)
+  }
+  const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`)
+  const response = await yoga.fetch(url, { method: req.method, headers, body: new Uint8Array(body) })
+  res.writeHead(response.status, Object.fromEntries(response.headers))
+  if (response.body) for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) res.write(chunk)
+  res.end()
 }

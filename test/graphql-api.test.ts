@@ -194,3 +194,33 @@ describe('limits', () => {
     expect((await fetch(t.url.replace('/graphql', '/healthz'))).status).toBe(200)
   })
 })
+
+describe('request size', () => {
+  it('refuses an oversized body whether it declares its length or is chunked, and serves a small chunked one', async () => {
+    t = await startTestServer()
+    const { request } = await import('node:http')
+    const u = new URL(t.url)
+    const send = (size: number, chunked: boolean) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const payload = JSON.stringify({ query: '{ factories { name } }', variables: { pad: 'x'.repeat(size) } })
+        const headers: Record<string, string> = { 'content-type': 'application/json' }
+        if (chunked) headers['transfer-encoding'] = 'chunked'
+        else headers['content-length'] = String(Buffer.byteLength(payload))
+        const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers }, (res) => {
+          let body = ''
+          res.on('data', (c) => (body += c))
+          res.on('end', () => resolve({ status: res.statusCode!, body }))
+        })
+        req.on('error', reject)
+        for (let i = 0; i < payload.length; i += 65536) req.write(payload.slice(i, i + 65536))
+        req.end()
+      })
+    expect((await send(2_000_000, false)).status).toBe(413)
+    const big = await send(2_000_000, true)
+    expect(big.status).toBe(413)
+    expect(big.body).toMatch(/exceeds/)
+    const small = await send(10, true)
+    expect(small.status).toBe(200)
+    expect(JSON.parse(small.body).data.factories.map((f: { name: string }) => f.name)).toContain('control')
+  })
+})
