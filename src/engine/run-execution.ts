@@ -289,13 +289,8 @@ export class RunExecution {
       this.settle(state, 'SKIPPED', { reason: 'when is false' })
       return
     }
-    if (state.node.kind === 'forEach') {
-      state.preparing = true
-      void this.prepareForEach(state)
-      return
-    }
     const rawParams = this.spec.stepParams?.[state.node.id] ?? def.params ?? this.spec.boundParams ?? {}
-    if (typeof def.when !== 'string' && !hasExpression(rawParams)) {
+    if (state.node.kind !== 'forEach' && typeof def.when !== 'string' && !hasExpression(rawParams)) {
       this.activate(state, rawParams)
       return
     }
@@ -303,17 +298,32 @@ export class RunExecution {
     void this.prepare(state, rawParams)
   }
 
-  /** Evaluates `when` and `{{ }}` params, which JSONata does asynchronously. */
+  /**
+   * Evaluates `when`, a forEach's list and `{{ }}` params (JSONata evaluates asynchronously), then
+   * skips, fails or starts the step.
+   */
   private async prepare(state: StepState, rawParams: Record<string, unknown>): Promise<void> {
+    const def = state.node.def
     const scope = this.scopeFor(state)
     let stage = 'when'
-    let go = true
-    let params: Record<string, unknown> = {}
+    let params: Record<string, unknown> | Record<string, unknown>[] | undefined
     let failure: string | undefined
     try {
-      if (typeof state.node.def.when === 'string') go = isTruthy(await evaluateExpression(state.node.def.when, scope))
-      stage = 'params'
-      if (go) params = (await resolveTemplates(rawParams, scope)) as Record<string, unknown>
+      if (typeof def.when !== 'string' || isTruthy(await evaluateExpression(def.when, scope))) {
+        if (state.node.kind === 'forEach') {
+          stage = 'forEach'
+          const items = await this.forEachItems(def.forEach!, scope)
+          stage = 'params'
+          const each: Record<string, unknown>[] = []
+          for (let index = 0; index < items.length; index++) {
+            each.push((await resolveTemplates(rawParams, { ...scope, item: items[index], index })) as Record<string, unknown>)
+          }
+          params = each
+        } else {
+          stage = 'params'
+          params = (await resolveTemplates(rawParams, scope)) as Record<string, unknown>
+        }
+      }
     } catch (error) {
       failure = `${stage}: ${errorMessage(error)}`
     }
@@ -324,7 +334,8 @@ export class RunExecution {
       return
     }
     if (failure !== undefined) this.fail(state, failure, false)
-    else if (!go) this.settle(state, 'SKIPPED', { reason: 'when is false' })
+    else if (params === undefined) this.settle(state, 'SKIPPED', { reason: 'when is false' })
+    else if (Array.isArray(params)) this.expandForEach(state, params)
     else this.activate(state, params)
   }
 
@@ -370,38 +381,12 @@ export class RunExecution {
 
   // ---------------------------------------------------------------- forEach
 
-  /** Evaluates `when` and the list, resolves each item's params, then fans out. */
-  private async prepareForEach(state: StepState): Promise<void> {
-    const def = state.node.def
-    const scope = this.scopeFor(state)
-    const rawParams = this.spec.stepParams?.[state.node.id] ?? def.params ?? this.spec.boundParams ?? {}
-    let stage = 'when'
-    let items: unknown[] | undefined
-    const params: Record<string, unknown>[] = []
-    let failure: string | undefined
-    try {
-      if (typeof def.when !== 'string' || isTruthy(await evaluateExpression(def.when, scope))) {
-        stage = 'forEach'
-        const list = Array.isArray(def.forEach) ? def.forEach : await evaluateExpression(def.forEach as string, scope)
-        // JSONata gives a single value for a one-item sequence; nothing at all for none.
-        items = list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
-        if (items.length > MAX_FOR_EACH_ITEMS) throw new Error(`${items.length} items exceed the limit of ${MAX_FOR_EACH_ITEMS}`)
-        stage = 'params'
-        for (let index = 0; index < items.length; index++) {
-          params.push((await resolveTemplates(rawParams, { ...scope, item: items[index], index })) as Record<string, unknown>)
-        }
-      }
-    } catch (error) {
-      failure = `${stage}: ${errorMessage(error)}`
-    }
-    state.preparing = false
-    if (state.status !== 'PENDING' || !this.active) {
-      this.checkDone()
-      return
-    }
-    if (failure !== undefined) this.fail(state, failure, false)
-    else if (!items) this.settle(state, 'SKIPPED', { reason: 'when is false' })
-    else this.expandForEach(state, params)
+  private async forEachItems(forEach: string | unknown[], scope: object): Promise<unknown[]> {
+    const list = Array.isArray(forEach) ? forEach : await evaluateExpression(forEach, scope)
+    // JSONata gives a single value for a one-item sequence; nothing at all for none.
+    const items = list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
+    if (items.length > MAX_FOR_EACH_ITEMS) throw new Error(`${items.length} items exceed the limit of ${MAX_FOR_EACH_ITEMS}`)
+    return items
   }
 
   /** One action step per item (`id[0]`, `id[1]`, ...), children of the forEach step. */
@@ -534,16 +519,14 @@ export class RunExecution {
         if (state.token !== token || state.status !== 'RUNNING') return
         const error = new TimeoutError(`step ${state.node.id} timed out after ${timeoutMs} ms`)
         controller.abort(error)
-        this.endAttempt(state)
-        this.attemptFailed(state, action, error)
+        this.concludeAttempt(state, () => this.attemptFailed(state, action, error))
       }, timeoutMs)
     }
 
     const parsed = action.definition.input ? action.definition.input.safeParse(rawParams) : { success: true as const, data: rawParams }
     if (!parsed.success) {
-      this.endAttempt(state)
       const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; ')
-      this.attemptFailed(state, action, new NonRetryableError(`invalid params: ${detail}`))
+      this.concludeAttempt(state, () => this.attemptFailed(state, action, new NonRetryableError(`invalid params: ${detail}`)))
       return
     }
     const ctx = this.contextFor(state, attempt, controller.signal, token, parsed.data as Record<string, unknown>)
@@ -556,28 +539,39 @@ export class RunExecution {
     promise.then(
       (output) => {
         if (state.token !== token || state.status !== 'RUNNING') return
-        this.endAttempt(state)
-        this.attemptSucceeded(state, action, output)
+        this.concludeAttempt(state, () => this.attemptSucceeded(state, action, output))
       },
       (error) => {
         if (state.token !== token || state.status !== 'RUNNING') return
-        this.endAttempt(state)
-        this.attemptFailed(state, action, error)
+        this.concludeAttempt(state, () => this.attemptFailed(state, action, error))
       },
     )
   }
 
-  /** Frees what an attempt held; late results of it are ignored from now on. */
-  private endAttempt(state: StepState): void {
+  /** Frees what an attempt held (its slots too, unless `release` is false: then they are returned); late results of it are ignored from now on. */
+  private endAttempt(state: StepState, release = true): Pool[] | undefined {
     state.token++
     clearTimeout(state.timer)
     state.timer = undefined
     state.controller = undefined
-    if (state.held) {
-      const held = state.held
-      state.held = undefined
-      this.inFlight--
-      this.host.pools.release(held)
+    if (!state.held) return undefined
+    const held = state.held
+    state.held = undefined
+    this.inFlight--
+    if (release) this.host.pools.release(held)
+    return held
+  }
+
+  /**
+   * Ends an attempt and records its outcome before its slots go to the next waiter: releasing first
+   * would start a queued step (of this run, on a full pool) before a failure here stops the run.
+   */
+  private concludeAttempt(state: StepState, outcome: () => void): void {
+    const held = this.endAttempt(state, false)
+    try {
+      outcome()
+    } finally {
+      if (held) this.host.pools.release(held)
     }
   }
 
