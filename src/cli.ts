@@ -4,8 +4,10 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import pino from 'pino'
 import { Connection } from './db/connection.ts'
-import { loadConfig, orchestratorFromConfig } from './config.ts'
+import { authRequired, loadConfig, orchestratorFromConfig, serverOptionsFromConfig } from './config.ts'
 import { startServer } from './server.ts'
+import { assertSafeBind } from './access.ts'
+import { SCOPES, TokenStore } from './engine/tokens.ts'
 
 const EXAMPLE_CONFIG = fileURLToPath(new URL('../examples/conveyor.config.ts', import.meta.url))
 
@@ -14,9 +16,15 @@ const USAGE = `Usage: conveyor <command> [options]
 Commands:
   serve     start the GraphQL server
               --port <n>       (CONVEYOR_PORT, default 4000)
-              --host <addr>    (CONVEYOR_HOST, default 127.0.0.1)
+              --host <addr>    (CONVEYOR_HOST, default 127.0.0.1; another address needs auth on)
               --db <path>      (CONVEYOR_DB, default ./data/conveyor.db)
               --config <file>  (CONVEYOR_CONFIG, default: the example config)
+              auth: CONVEYOR_AUTH=required or \`auth: { required: true }\` in the config
+  token create --scopes <${SCOPES.join(',')}> [--name <name>]
+            print a new API token (shown once; only its hash is stored)
+  token list                 the tokens, without secrets
+  token revoke <id>          revoke a token at once
+            token commands take --db <path> (CONVEYOR_DB) or --config <file> (its database)
   migrate   create or upgrade the database (--db <path>)
   help      show this text
 `
@@ -33,8 +41,10 @@ async function serve(args: string[]): Promise<void> {
   const port = Number(values.port ?? process.env.CONVEYOR_PORT ?? config.server?.port ?? 4000)
   const host = values.host ?? process.env.CONVEYOR_HOST ?? config.server?.host ?? '127.0.0.1'
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port "${values.port ?? process.env.CONVEYOR_PORT}"`)
+  // Before the database is opened: a refused start changes nothing.
+  assertSafeBind(host, authRequired(config))
   const orchestrator = orchestratorFromConfig(config, { database, logger })
-  const server = await startServer({ orchestrator, host, port, logger })
+  const server = await startServer({ orchestrator, host, port, logger, ...serverOptionsFromConfig(config) })
   logger.info({ config: configPath, database }, `GraphiQL at ${server.url}`)
 
   let stopping = false
@@ -51,11 +61,62 @@ async function serve(args: string[]): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'))
 }
 
+async function token(args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { db: { type: 'string' }, config: { type: 'string' }, scopes: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } },
+  })
+  // The database `serve` would use: --db, CONVEYOR_DB, the config's (when one is named), the default.
+  const configPath = values.config ?? process.env.CONVEYOR_CONFIG
+  const config = configPath ? await loadConfig(configPath) : {}
+  const database = values.db ?? process.env.CONVEYOR_DB ?? config.database ?? './data/conveyor.db'
+  const usage = (message: string) => {
+    console.error(`${message}\n\n${USAGE}`)
+    process.exit(2)
+  }
+  if (sub === 'create' && values.scopes === undefined) usage('token create needs --scopes (e.g. --scopes read,execute)')
+  if (sub === 'revoke' && positionals.length !== 1) usage('token revoke needs the token id')
+  if (sub !== 'create' && sub !== 'list' && sub !== 'revoke') usage(`unknown token command "${sub ?? ''}"`)
+  const conn = new Connection(database)
+  try {
+    const tokens = new TokenStore(conn)
+    if (sub === 'create') {
+      const made = tokens.create({ name: values.name, scopes: values.scopes! })
+      // stdout carries the token alone (TOKEN=$(conveyor token create ...)); the note goes to stderr.
+      console.log(made.token)
+      console.error(`token ${made.id} (scopes: ${made.scopes.join(', ')}) created in ${database}: store it now, it is not shown again`)
+    } else if (sub === 'list') {
+      const list = tokens.list()
+      if (values.json) console.log(JSON.stringify(list))
+      else {
+        const time = (t: number | null) => (t === null ? '-' : new Date(t).toISOString())
+        const rows = [['ID', 'NAME', 'SCOPES', 'CREATED', 'LAST USED', 'REVOKED'], ...list.map((t) => [t.id, t.name, t.scopes.join(','), time(t.createdAt), time(t.lastUsedAt), time(t.revokedAt)])]
+        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+        for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
+      }
+    } else {
+      const id = positionals[0]!
+      const found = tokens.get(id)
+      if (!found) {
+        console.error(`no token ${id} in ${database}`)
+        process.exitCode = 1
+      } else if (tokens.revoke(id)) console.log(`token ${id} revoked`)
+      else console.log(`token ${id} was already revoked`)
+    }
+  } finally {
+    conn.close()
+  }
+}
+
 async function main(): Promise<void> {
   const [command = 'help', ...rest] = process.argv.slice(2)
   switch (command) {
     case 'serve':
       return serve(rest)
+    case 'token':
+      return token(rest)
     case 'migrate': {
       const { values } = parseArgs({ args: rest, options: { db: { type: 'string' } } })
       const path = values.db ?? process.env.CONVEYOR_DB ?? './data/conveyor.db'

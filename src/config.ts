@@ -7,11 +7,20 @@ import { ProjectOrchestrator, type OrchestratorConfig } from './engine/project-o
 import { controlFactory } from './engine/factories/control.ts'
 import { httpFactory } from './engine/factories/http.ts'
 import { transformFactory } from './engine/factories/transform.ts'
+import type { ServerOptions } from './server.ts'
 
 export interface ConveyorConfig extends Omit<OrchestratorConfig, 'logger'> {
   factories?: Record<string, FactoryLike>
   templates?: Record<string, WorkflowDefinition>
-  server?: { host?: string; port?: number }
+  /** `corsOrigins`: browser origins besides the server's own that may call the API (default: none). */
+  server?: { host?: string; port?: number; corsOrigins?: string[] }
+  /**
+   * Bearer tokens with scopes (`conveyor token create`). Off by default, which allows only a loopback
+   * host; `CONVEYOR_AUTH=required` turns it on as well.
+   */
+  auth?: { required?: boolean }
+  /** Both on by default. `introspection: false` rejects `__schema` / `__type` queries. */
+  graphql?: { introspection?: boolean; graphiql?: boolean }
   /** The built-in `http` factory. `allowedHosts` is empty by default: every request is refused. */
   http?: { allowedHosts?: string[]; maxResponseBytes?: number }
 }
@@ -38,4 +47,16 @@ export function orchestratorFromConfig(config: ConveyorConfig, overrides: Partia
   for (const [name, factory] of Object.entries(config.factories ?? {})) orchestrator.registerFactory(name, factory)
   for (const [name, definition] of Object.entries(config.templates ?? {})) orchestrator.workflows.registerTemplate(name, definition)
   return orchestrator
+}
+
+/** CONVEYOR_AUTH: `required` turns auth on; unset, empty or `off` leaves it to the config. */
+export function authRequired(config: ConveyorConfig, env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = (env.CONVEYOR_AUTH ?? '').trim().toLowerCase()
+  if (value !== '' && value !== 'off' && value !== 'required') throw new Error(`CONVEYOR_AUTH must be "required" or "off", not "${env.CONVEYOR_AUTH}"`)
+  return value === 'required' || config.auth?.required === true
+}
+
+/** The access and endpoint options of a config (and CONVEYOR_AUTH) for startServer. */
+export function serverOptionsFromConfig(config: ConveyorConfig, env: NodeJS.ProcessEnv = process.env): Pick<ServerOptions, 'auth' | 'graphql' | 'corsOrigins'> {
+  return { auth: { required: authRequired(config, env) }, graphql: config.graphql, corsOrigins: config.server?.corsOrigins }
 }

@@ -15,5 +15,8 @@ export function metricsText(orchestrator: ProjectOrchestrator): string {
   gauge('conveyor_pool_in_use', 'Slots in use per concurrency pool.', orchestrator.coordinator.pools.list().map((p) => [{ pool: p.name }, p.inUse]))
   gauge('conveyor_pool_waiting', 'Steps waiting per concurrency pool.', orchestrator.coordinator.pools.list().map((p) => [{ pool: p.name }, p.queued]))
   gauge('conveyor_commits_total', 'Group commits since start.', [[{}, orchestrator.context.journal.commits]])
+  const memory = process.memoryUsage()
+  gauge('conveyor_process_resident_bytes', 'Resident set size of the server process.', [[{}, memory.rss]])
+  gauge('conveyor_process_heap_used_bytes', 'V8 heap in use.', [[{}, memory.heapUsed]])
   return `${lines.join('\n')}\n`
 }

@@ -1,9 +1,11 @@
 // One node:http server: GraphQL over HTTP and SSE (yoga), GraphQL over WebSocket (graphql-ws, same
-// port and path), GraphiQL, /healthz and /metrics.
+// port and path), GraphiQL, /healthz and /metrics. Secure defaults: loopback only unless auth is on
+// (bearer tokens, scopes: access.ts), CSRF prevention, no CORS, same-origin WebSockets.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createYoga, maskError, type YogaServerInstance } from 'graphql-yoga'
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql'
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention'
 import { WebSocketServer } from 'ws'
 import { useServer } from 'graphql-ws/use/ws'
 import type { Logger } from 'pino'
@@ -12,6 +14,10 @@ import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
 import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
 import { metricsText } from './metrics.ts'
 import { serveArtifact } from './artifact-route.ts'
+import { TokenStore } from './engine/tokens.ts'
+import {
+  assertSafeBind, authenticate, connectionAuthorization, originAllowed, useAccessControl, useNoIntrospection,
+} from './access.ts'
 
 export interface ServerOptions {
   orchestrator: ProjectOrchestrator
@@ -20,7 +26,19 @@ export interface ServerOptions {
   logger?: Logger
   /** Largest accepted request body, in bytes. */
   maxBodyBytes?: number
+  /**
+   * Bearer-token authentication and scopes (access.ts). Off by default, and then the server only
+   * listens on a loopback address. `tokens` defaults to the orchestrator's database.
+   */
+  auth?: { required?: boolean; tokens?: TokenStore }
+  /** Both on by default. Introspection off rejects `__schema` / `__type` queries. */
+  graphql?: { introspection?: boolean; graphiql?: boolean }
+  /** Browser origins, besides the server's own, allowed to call the API (CORS and WebSocket). Default: none. */
+  corsOrigins?: string[]
 }
+
+/** Browsers must send this header (or a non-simple content-type such as application/json) on GraphQL requests. */
+export const CSRF_HEADER = 'x-graphql-yoga-csrf'
 
 export interface RunningServer {
   url: string
@@ -34,21 +52,42 @@ const PATH = '/graphql'
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { orchestrator } = options
   const logger = options.logger ?? orchestrator.context.logger
+  const host = options.host ?? '127.0.0.1'
+  const authRequired = options.auth?.required ?? false
+  assertSafeBind(host, authRequired)
+  const tokens = options.auth?.tokens ?? new TokenStore(orchestrator.context.conn)
+  const corsOrigins = options.corsOrigins ?? []
   const yoga = createYoga<Record<string, never>, GraphQLContext>({
     schema,
     graphqlEndpoint: PATH,
     context: () => ({ orchestrator }),
     logging: logger,
+    plugins: [
+      // A browser can send a "simple" cross-site request (a form: text/plain, urlencoded, multipart)
+      // without asking first; those are refused unless they carry CSRF_HEADER.
+      useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),
+      ...(authRequired ? [useAccessControl(tokens)] : []),
+      ...(options.graphql?.introspection === false ? [useNoIntrospection()] : []),
+    ],
+    // Yoga's default CORS reflects any origin, which would let any web page call a loopback server
+    // with JSON (preflighted) requests. Only listed origins get CORS headers.
+    cors: corsOrigins.length ? { origin: corsOrigins, credentials: false } : false,
     // Errors the API raises on purpose (GraphQLErrors with a code) reach the client; anything else
     // is masked. Checked by name as well as class: the WebSocket path can carry another copy of it.
     maskedErrors: { maskError: (error, message, isDev) => (isIntended(error) ? (error as Error) : maskError(error, message, isDev)) },
     // GraphiQL bundled in the package, so the page works without reaching any CDN.
     renderGraphiQL,
-    graphiql: {
-      title: 'Conveyor',
-      subscriptionsProtocol: 'WS',
-      defaultQuery: GRAPHIQL_EXAMPLES,
-    },
+    graphiql:
+      options.graphql?.graphiql === false
+        ? false
+        : {
+            title: 'Conveyor',
+            // GraphiQL sends its Headers pane over HTTP and SSE, not as graphql-ws connectionParams:
+            // with auth on, subscriptions go over SSE so the token applies to them too.
+            subscriptionsProtocol: authRequired ? 'SSE' : 'WS',
+            defaultQuery: GRAPHIQL_EXAMPLES,
+            ...(authRequired ? { headers: JSON.stringify({ authorization: 'Bearer <a token from `conveyor token create`>' }, null, 2) } : {}),
+          },
   })
 
   const maxBody = options.maxBodyBytes ?? 1024 * 1024
@@ -87,9 +126,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     )
   })
 
-  const wss = new WebSocketServer({ server, path: PATH, maxPayload: maxBody })
+  const wss = new WebSocketServer({
+    server,
+    path: PATH,
+    maxPayload: maxBody,
+    verifyClient: (info, done) => (originAllowed(info.req, corsOrigins) ? done(true) : done(false, 403, 'Forbidden origin')),
+  })
   const ws = useServer(
     {
+      // With auth on, the connection is refused without a valid token (close 4401); each operation
+      // is then checked again (revocation, scopes) by useAccessControl.
+      onConnect: (ctx) => {
+        if (!authRequired) return true
+        const authorization = connectionAuthorization(ctx.connectionParams, ctx.extra.request)
+        if (authenticate(tokens, authorization, true).ok) return true
+        ctx.extra.socket.close(4401, authorization ? 'Unauthorized: invalid or revoked token' : 'Unauthorized: send connectionParams.authorization')
+        return false
+      },
       // Build execute/subscribe from yoga's envelop so its plugins and context apply here too.
       execute: ((args: { rootValue: { execute: (a: unknown) => unknown } }) => args.rootValue.execute(args)) as never,
       subscribe: ((args: { rootValue: { subscribe: (a: unknown) => unknown } }) => args.rootValue.subscribe(args)) as never,
@@ -99,6 +152,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params,
+          ...(authRequired ? { connectionAuthorization: connectionAuthorization(ctx.connectionParams, ctx.extra.request) } : {}),
         })
         const args = {
           schema: s,
@@ -119,12 +173,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(options.port ?? 4000, options.host ?? '127.0.0.1', () => resolve())
+    server.listen(options.port ?? 4000, host, () => resolve())
   })
   const address = server.address() as AddressInfo
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  const url = `http://${host}:${address.port}${PATH}`
-  logger.info({ url }, 'conveyor listening')
+  const listening = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `http://${listening}:${address.port}${PATH}`
+  logger.info({ url, auth: authRequired ? 'required' : 'off' }, 'conveyor listening')
 
   let closed = false
   return {

@@ -2,6 +2,9 @@
 // running actions finish, and continues where it stopped on resume; it finishes only after resume.
 // Proved through the library and through GraphQL over HTTP. Ordering and counting only.
 import { afterEach, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { z } from 'zod'
 import { ConflictError, NotFoundError, ProjectOrchestrator, defineFactory, type OrchestratorConfig, type RunEvent } from '../src/index.ts'
 import { latch, until } from './support/barrier.ts'
@@ -10,12 +13,14 @@ import { CancelRunDocument, CreateWorkflowDocument, EventsPageDocument, ExecuteW
 import { PauseRunDocument, ResumeRunDocument, RunLineageDocument } from './generated/graphql.ts'
 
 const open: ProjectOrchestrator[] = []
+const dirs: string[] = []
 let t: TestServer | undefined
 
 afterEach(async () => {
   for (const o of open.splice(0)) await o.close()
   await t?.close()
   t = undefined
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
 function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
@@ -221,6 +226,47 @@ describe('pause and resume (library)', () => {
     expect(afterPause.filter((e) => e.type === 'STEP_STARTED')).toHaveLength(0)
     expect(history.at(-1)!.type).toBe('RUN_CANCELLED')
     await expect(o.resumeRun(runId)).rejects.toBeInstanceOf(ConflictError)
+  })
+})
+
+describe('pause across a restart', () => {
+  it('a run paused when the process stops is still PAUSED after a restart, starts nothing, and finishes after resume', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conveyor-pause-'))
+    dirs.push(dir)
+    const db = join(dir, 'conveyor.db')
+    const g = gated()
+    const first = orchestrator({ database: db, coordinator: { maxWorkers: 1 } })
+    first.registerFactory('gate', g.factory)
+    const id = await first.createWorkflow('fan', fanOut(3))
+    const { runId } = await first.startWorkflow(id)
+    await until(() => g.stats.calls === 1)
+    await first.pauseRun(runId)
+    // Stops with one action running (its attempt is interrupted) and two steps READY.
+    await first.close()
+
+    const again = gated()
+    again.gate.open()
+    const second = orchestrator({ database: db, coordinator: { maxWorkers: 1 } })
+    second.registerFactory('gate', again.factory)
+    second.coordinator.recover()
+    await until(() => second.coordinator.isActive(runId))
+    await settle()
+    const during = await second.getRun(runId)
+    expect(during.status).toBe('PAUSED')
+    expect(countStatus(during.steps, 'READY')).toBe(3)
+    expect(again.stats.calls).toBe(0)
+
+    await second.resumeRun(runId)
+    const result = await second.waitForRun(runId)
+    expect(result.status).toBe('SUCCEEDED')
+    expect(again.stats.calls).toBe(3)
+    const history = await second.getHistory(runId)
+    const afterPause = history.slice(history.findIndex((e) => e.type === 'RUN_PAUSED'), history.findIndex((e) => e.type === 'RUN_RESUMED'))
+    expect(afterPause.filter((e) => e.type === 'STEP_STARTED')).toHaveLength(0)
+    const attempts = second.context.conn.sqlite
+      .prepare("select status from step_attempts where run_id = ? and step_id = 's0' order by attempt")
+      .all(runId) as { status: string }[]
+    expect(attempts.map((a) => a.status)).toEqual(['INTERRUPTED', 'SUCCEEDED'])
   })
 })
 

@@ -179,6 +179,26 @@ describe('retryRun (library)', () => {
     expect(pay.calls.filter((c) => c.runId === third.runId).map((c) => c.stepId).sort()).toEqual(['grp.g1', 'grp.g2', 'grp.g3', 'z'])
   })
 
+  it('a step skipped by its `when` does not make the steps after it run again', async () => {
+    const pay = payFactory()
+    const o = orchestrator()
+    o.registerFactory('pay', pay.factory)
+    const def = checkout(-1)
+    const id = await o.createWorkflow('optional', {
+      steps: [{ id: 'opt', factory: 'pay', action: 'load', params: { n: 9 }, when: false }, ...def.steps.map((s) => (s.id === 's1' ? { ...s, dependsOn: ['opt'] } : s))],
+    })
+    const first = await o.executeWorkflow(id)
+    expect(first.status).toBe('FAILED')
+    expect(first.steps.opt!.status).toBe('SKIPPED')
+    const second = await o.waitForRun((await o.retryRun(first.runId, { params: { amount: 4 } })).runId)
+    expect(second.status).toBe('SUCCEEDED')
+    expect(reused(await o.getHistory(second.runId))).toEqual({ s1: first.runId, s2: first.runId })
+    expect(pay.calls.filter((c) => c.runId === second.runId).map((c) => c.stepId)).toEqual(['s3', 's4'])
+    // The condition is evaluated again in the new run: still false, still skipped.
+    expect(second.steps.opt!.status).toBe('SKIPPED')
+    expect(pay.count('opt')).toBe(0)
+  })
+
   it('refuses what it cannot do: unknown fromStep, a run in flight, ambiguous params, an unknown run, nothing to rerun', async () => {
     const pay = payFactory()
     const o = orchestrator()

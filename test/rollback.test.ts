@@ -3,6 +3,9 @@
 // recorded and the rest still run. Through onFailure: 'rollback', rollbackRun (library and GraphQL),
 // and event replays that continue past RUN_FAILED into the later rollback.
 import { afterEach, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { print } from 'graphql'
 import { z } from 'zod'
 import {
@@ -14,13 +17,19 @@ import { collect, startTestServer, type TestServer } from './helpers/server.ts'
 import { RollbackRunDocument, RunEventsDocument, RunLineageDocument } from './generated/graphql.ts'
 
 const open: ProjectOrchestrator[] = []
+const dirs: string[] = []
 let t: TestServer | undefined
 
 afterEach(async () => {
   for (const o of open.splice(0)) await o.close()
   await t?.close()
   t = undefined
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r))
+}
 
 function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
   const o = new ProjectOrchestrator(config)
@@ -37,6 +46,8 @@ function sagaFactory() {
   const gates = new Map<string, ReturnType<typeof latch>>()
   const compensations: { stepId: string; input: unknown; output: unknown; key: string }[] = []
   const calls: string[] = []
+  /** Steps whose compensation never finishes (a process stopped mid-rollback). */
+  const hang = new Set<string>()
   const note = (input: unknown, output: unknown, ctx: ActionContext) =>
     compensations.push({ stepId: ctx.stepId, input, output, key: ctx.idempotencyKey })
   const factory = defineFactory({
@@ -49,7 +60,10 @@ function sagaFactory() {
           await gates.get(name)?.wait()
           return { booking: name }
         },
-        compensate: (input, output, ctx) => void note(input, output, ctx),
+        compensate: async (input, output, ctx) => {
+          note(input, output, ctx)
+          if (hang.has(ctx.stepId)) await new Promise(() => {})
+        },
       },
       plain: { input: z.object({}), run: (_, ctx) => (calls.push(ctx.stepId), { plain: true }) },
       badRefund: {
@@ -74,7 +88,7 @@ function sagaFactory() {
     gates.set(name, l)
     return l
   }
-  return { factory, gate, compensations, calls, order: () => compensations.map((c) => c.stepId) }
+  return { factory, gate, compensations, calls, hang, order: () => compensations.map((c) => c.stepId) }
 }
 
 const book = (id: string, extra: Record<string, unknown> = {}) => ({ id, factory: 'saga', action: 'book', params: { name: id }, ...extra })
@@ -208,6 +222,43 @@ describe('rollbackRun (library)', () => {
     expect(types.indexOf('RUN_FAILED')).toBeGreaterThan(0)
     expect(types.slice(types.indexOf('RUN_FAILED'))).toEqual(['RUN_FAILED', 'RUN_ROLLING_BACK', 'STEP_COMPENSATING', 'STEP_COMPENSATED', 'RUN_ROLLED_BACK'])
     expect(replayed.map((e) => e.seq)).toEqual((await o.getHistory(failed.runId)).map((e) => e.seq))
+  })
+})
+
+describe('rollback across a restart', () => {
+  it('a rollback stopped mid-way resumes on the next start, waits for its factory, and compensates the rest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conveyor-rollback-'))
+    dirs.push(dir)
+    const db = join(dir, 'conveyor.db')
+    const saga = sagaFactory()
+    const first = orchestrator({ database: db })
+    first.registerFactory('saga', saga.factory)
+    // b's compensation never finishes in the first process.
+    saga.hang.add('b')
+    const id = await first.createWorkflow('trip', {
+      onFailure: 'rollback', steps: [book('a'), book('b'), { id: 'f', factory: 'saga', action: 'boom', params: {} }],
+    })
+    const { runId } = await first.startWorkflow(id)
+    await until(() => saga.order().includes('b'))
+    await first.close()
+    expect(saga.order()).toEqual(['b'])
+    saga.hang.clear()
+
+    const second = orchestrator({ database: db })
+    // Recovery starts before the factory is registered: the compensations wait instead of being skipped.
+    second.coordinator.recover()
+    await settle()
+    expect((await second.getRun(runId)).status).toBe('ROLLING_BACK')
+    expect(saga.order()).toEqual(['b'])
+    second.registerFactory('saga', saga.factory)
+    const result = await second.waitForRun(runId)
+    expect(result.status).toBe('ROLLED_BACK')
+    // b's interrupted compensation is tried again (at-least-once), then a's.
+    expect(saga.order()).toEqual(['b', 'b', 'a'])
+    expect(result.steps.a!.status).toBe('COMPENSATED')
+    expect(result.steps.b!.status).toBe('COMPENSATED')
+    const history = await second.getHistory(runId)
+    expect(history.at(-1)).toMatchObject({ type: 'RUN_ROLLED_BACK', payload: { compensated: ['b', 'a'], skipped: [] } })
   })
 })
 

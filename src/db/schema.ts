@@ -164,9 +164,21 @@ export const artifacts = sqliteTable(
   (t) => [index('artifacts_run').on(t.runId)],
 )
 
+// API tokens (`conveyor token create`): only the SHA-256 of the secret is kept, never the secret.
+export const apiTokens = sqliteTable('api_tokens', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  hash: text('hash').notNull(),
+  scopes: text('scopes', { mode: 'json' }).notNull().$type<string[]>(),
+  createdAt: integer('created_at').notNull(),
+  lastUsedAt: integer('last_used_at'),
+  revokedAt: integer('revoked_at'),
+})
+
 export type RunRow = typeof runs.$inferSelect
 export type StepRow = typeof steps.$inferSelect
 export type EventRow = typeof events.$inferSelect
 export type WorkflowRow = typeof workflows.$inferSelect
 export type WorkflowVersionRow = typeof workflowVersions.$inferSelect
 export type TemplateRow = typeof templates.$inferSelect
+export type ApiTokenRow = typeof apiTokens.$inferSelect

@@ -4,7 +4,7 @@
 import type { Connection } from '../db/connection.ts'
 import { lastEventSeq, listEvents } from '../db/sql/listEvents.ts'
 import { getRun } from '../db/sql/getRun.ts'
-import type { EventFilter, EventType, RunEvent } from './interfaces.ts'
+import { TERMINAL_RUN_STATUSES, type EventFilter, type EventType, type RunEvent, type RunStatus } from './interfaces.ts'
 
 export type EventListener = (event: RunEvent) => void
 
@@ -61,6 +61,7 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
   private catchingUp = true
   private overflowed = false
   private done = false
+  private checkedFinished = false
   private wake: (() => void) | undefined
   private readonly unlisten: () => void
   private readonly bufferLimit: number
@@ -133,9 +134,25 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
         if (this.options.untilRunFinished && TERMINAL_RUN_EVENTS.has(e.type) && !this.continuesAfter(e)) this.finish()
         return { done: false, value: e }
       }
+      // Caught up on a run that had already finished before the cursor (a subscriber resuming after
+      // the terminal event, or "HEAD" on a finished run): nothing more will come, so end now.
+      if (this.options.untilRunFinished && !this.checkedFinished) {
+        this.checkedFinished = true
+        if (this.finishedBeforeCursor()) {
+          this.finish()
+          continue
+        }
+      }
       await new Promise<void>((resolve) => (this.wake = resolve))
       this.wake = undefined
     }
+  }
+
+  private finishedBeforeCursor(): boolean {
+    const runId = this.filter.runId
+    if (runId === undefined) return false
+    const status = getRun(this.conn, runId)?.status as RunStatus | undefined
+    return status !== undefined && TERMINAL_RUN_STATUSES.has(status) && listEvents(this.conn, { runId, afterSeq: this.cursor, limit: 1 }).length === 0
   }
 
   /** A finished run can go on (a rollback after RUN_FAILED): a replay then keeps going past it. */

@@ -47,6 +47,8 @@ export class FactoryCoordinator implements ExecutionHost {
   private readonly active = new Map<string, RunExecution>()
   private readonly factoryWaiters = new Map<string, (() => void)[]>()
   private readonly pendingKeys = new Map<string, string>()
+  /** Child runs started here by `parentRunId\u0000stepId`, known before their rows are committed. */
+  private readonly startedChildren = new Map<string, string>()
   private readonly rollbacks = new Map<string, RunRollback>()
   /** Callers of `wait` for runs still in flight, told when the run's terminal event commits. */
   private readonly waiters = new Map<string, ((result: RunResult) => void)[]>()
@@ -206,6 +208,7 @@ export class FactoryCoordinator implements ExecutionHost {
       },
     )
     this.active.set(runId, execution)
+    if (options.parent) this.startedChildren.set(`${options.parent.runId}\u0000${options.parent.stepId}`, runId)
     execution.begin()
     await new Promise<void>((resolve) => this.journal.afterCommit(resolve))
     if (keyId) this.pendingKeys.delete(keyId)
@@ -370,8 +373,9 @@ export class FactoryCoordinator implements ExecutionHost {
   }
 
   cancelChildRun(parentRunId: string, stepId: string): void {
-    const child = findChildRun(this.conn, parentRunId, stepId)
-    const execution = child ? this.active.get(child.id) : undefined
+    // A child started in this turn is not in the database yet: the map knows it.
+    const childId = this.startedChildren.get(`${parentRunId}\u0000${stepId}`) ?? findChildRun(this.conn, parentRunId, stepId)?.id
+    const execution = childId ? this.active.get(childId) : undefined
     if (execution) {
       try {
         execution.cancel('CANCELLED', `cancelled with its parent run ${parentRunId}`)
@@ -385,6 +389,7 @@ export class FactoryCoordinator implements ExecutionHost {
   private deliverToParent(runId: string): void {
     const run = getRun(this.conn, runId)
     if (!run?.parentRunId || !run.parentStepId || run.retryOf) return
+    this.startedChildren.delete(`${run.parentRunId}\u0000${run.parentStepId}`)
     this.active.get(run.parentRunId)?.childFinished(run.parentStepId, this.readResult(runId))
   }
 

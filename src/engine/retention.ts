@@ -15,6 +15,9 @@ export interface RetentionConfig {
   batchSize?: number
 }
 
+/** The longest delay a Node timer takes as given. */
+const MAX_TIMER_MS = 2_147_483_647
+
 export class Retention {
   private timer: NodeJS.Timeout | undefined
   private running: Promise<number> | undefined
@@ -23,7 +26,8 @@ export class Retention {
   constructor(private readonly conn: Connection, private readonly config: RetentionConfig, private readonly logger?: Logger) {}
 
   start(): void {
-    const every = this.config.intervalMs ?? 3_600_000
+    // Node fires an interval above 2^31-1 ms every millisecond instead: cap it (about 24.8 days).
+    const every = Math.min(this.config.intervalMs ?? 3_600_000, MAX_TIMER_MS)
     this.timer = setInterval(() => void this.prune(), every)
     this.timer.unref()
   }

@@ -30,7 +30,9 @@ export function planRetry(graph: Graph, rows: StepRow[], fromStep?: string): Ret
     }
     add(fromStep, true)
   }
-  for (const row of rows) if (row.status !== 'SUCCEEDED') add(row.stepId, false)
+  // A step skipped because its `when` was false (SKIPPED without an error) did not stop its
+  // dependents: they ran and are reused. It is evaluated again in the new run, not a rerun seed.
+  for (const row of rows) if (row.status !== 'SUCCEEDED' && !(row.status === 'SKIPPED' && !row.error)) add(row.stepId, false)
   if (rerun.size === 0) throw new ConflictError('every step succeeded: name fromStep to run again from a step')
   while (work.length > 0) {
     const [id, whole] = work.pop()!

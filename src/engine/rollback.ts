@@ -52,6 +52,12 @@ export class RunRollback {
     for (const row of todo) {
       if (this.controller.signal.aborted) return
       const node = this.spec.graph.nodes.get(row.stepId)
+      if (row.factory && !this.host.registry.get(row.factory)) {
+        // Resumed before the factory is registered again: wait for it (as run execution does)
+        // instead of skipping its compensation.
+        await this.factoryRegistered(row.factory)
+        if (this.controller.signal.aborted) return
+      }
       const action = row.factory && row.action ? this.host.registry.action(row.factory, row.action) : undefined
       const compensate = action?.definition.compensate
       if (!compensate || node?.def.compensate === false) {
@@ -91,6 +97,21 @@ export class RunRollback {
       }
     })
     await done
+  }
+
+  private factoryRegistered(name: string): Promise<void> {
+    return new Promise((resolve) => {
+      const signal = this.controller.signal
+      const done = () => {
+        off()
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      const off = this.host.registry.onRegister((factory) => {
+        if (factory.name === name) done()
+      })
+      signal.addEventListener('abort', done, { once: true })
+    })
   }
 
   /** Shutdown: stop between compensations; the next start resumes the rollback. */

@@ -412,7 +412,8 @@ export class RunExecution {
     const def = parent.node.def
     const node: GraphNode = {
       id, path: `${parent.node.path}.forEach`, kind: 'action', parent: parent.node.id, factory: parent.node.factory, action: parent.node.action,
-      def: { factory: def.factory, action: def.action, retry: def.retry, timeoutMs: def.timeoutMs, continueOnError: def.continueOnError, compensate: def.compensate },
+      // The item inherits the forEach step's own settings, its named pools included.
+      def: { factory: def.factory, action: def.action, retry: def.retry, timeoutMs: def.timeoutMs, continueOnError: def.continueOnError, compensate: def.compensate, pool: def.pool },
       deps: [], dependents: [], children: [], previous: parent.node.previous, order: parent.node.order,
     }
     const item: StepState = {
@@ -794,6 +795,13 @@ export class RunExecution {
 
   private propagate(state: StepState): void {
     const hard = this.failedHard(state)
+    // Count this member out of its group before a failure stops the run: stopping cancels the
+    // group's queued members, and the last of them settles the group (FAILED, not CANCELLED).
+    const parent = state.node.parent ? this.states.get(state.node.parent)! : undefined
+    if (parent) {
+      parent.childrenLeft--
+      if (hard) parent.memberFailed = true
+    }
     if (hard && state.status === 'FAILED') {
       const onFailure = this.spec.definition.onFailure ?? 'fail'
       if (onFailure !== 'continue') this.stop('FAILED', `step ${state.node.id} failed: ${state.error}`)
@@ -807,12 +815,7 @@ export class RunExecution {
     if (state.status === 'SKIPPED' && state.node.kind === 'group') {
       for (const id of state.node.children) this.maybeActivate(this.states.get(id)!)
     }
-    if (state.node.parent) {
-      const parent = this.states.get(state.node.parent)!
-      parent.childrenLeft--
-      if (hard) parent.memberFailed = true
-      if (parent.childrenLeft === 0 && parent.status === 'RUNNING') this.settleGroup(parent)
-    }
+    if (parent && parent.childrenLeft === 0 && parent.status === 'RUNNING') this.settleGroup(parent)
   }
 
   private settleGroup(state: StepState): void {

@@ -1,4 +1,4 @@
-import { and, desc, eq } from 'drizzle-orm'
+import { and, desc, eq, sql } from 'drizzle-orm'
 import type { Connection } from '../connection.ts'
 import { templates, workflows, workflowVersions } from '../schema.ts'
 
@@ -26,8 +26,19 @@ export function insertWorkflow(conn: Connection, w: NewWorkflow): void {
   })
 }
 
+function prepareGetWorkflow(conn: Connection) {
+  return conn.db.select().from(workflows).where(eq(workflows.id, sql.placeholder('id'))).prepare()
+}
+const workflowById = new WeakMap<Connection, ReturnType<typeof prepareGetWorkflow>>()
+
+/** Read on every run's start: prepared once per connection. */
 export function getWorkflow(conn: Connection, id: string) {
-  return conn.db.select().from(workflows).where(eq(workflows.id, id)).get()
+  let query = workflowById.get(conn)
+  if (!query) {
+    query = prepareGetWorkflow(conn)
+    workflowById.set(conn, query)
+  }
+  return query.get({ id })
 }
 
 export function getWorkflowVersion(conn: Connection, id: string, version: number) {
