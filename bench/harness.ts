@@ -23,6 +23,8 @@ export interface ThroughputResult {
   steps: number
   ms: number
   stepsPerSec: number
+  /** Process CPU time (user + system) per step during the measured window, µs: steadier than wall time on a busy machine. */
+  cpuUsPerStep: number
   correctness: Correctness
   dispatch?: { p50: number; p99: number; n: number }
   /** Anything worth printing beside the figure. */
@@ -95,6 +97,7 @@ export async function conveyorChains(o: { runs: number; steps: number; concurren
     timeline.clear()
     const runIds: string[] = []
     let succeeded = 0
+    const cpu0 = process.cpuUsage()
     const t0 = now()
     await inFlight(Array.from({ length: o.runs }), o.concurrency, async () => {
       const result = await bench.orchestrator.executeWorkflow(workflowId)
@@ -102,10 +105,11 @@ export async function conveyorChains(o: { runs: number; steps: number; concurren
       if (result.status === 'SUCCEEDED' && Object.keys(result.steps).length === o.steps) succeeded++
     })
     const ms = now() - t0
+    const cpu = cpuUs(cpu0)
     const steps = o.runs * o.steps
     const d = latencySummary(timeline.chainLatencies(runIds, o.steps))
     return {
-      steps, ms, stepsPerSec: (steps / ms) * 1000,
+      steps, ms, stepsPerSec: (steps / ms) * 1000, cpuUsPerStep: cpu / steps,
       correctness: { runs: o.runs, succeeded, eventsLost: bench.eventsLost() },
       dispatch: { p50: d.p50, p99: d.p99, n: d.n },
       notes: { commits: bench.orchestrator.context.journal.commits },
@@ -125,17 +129,19 @@ export async function conveyorFanOut(o: { steps: number }): Promise<ThroughputRe
   const bench = openConveyor({ maxWorkers: 1_000_000 })
   try {
     // Warm the code paths on a small fan-out first.
-    const small = await bench.orchestrator.createWorkflow('fan-warm', fanOutDefinition(200))
+    const small = await bench.orchestrator.createWorkflow('fan-warm', fanOutDefinition(Math.min(200, o.steps)))
     await bench.orchestrator.executeWorkflow(small)
     const c0 = now()
     const workflowId = await bench.orchestrator.createWorkflow('fan-out', fanOutDefinition(o.steps))
     const createMs = now() - c0
+    const cpu0 = process.cpuUsage()
     const t0 = now()
     const result = await bench.orchestrator.executeWorkflow(workflowId)
     const ms = now() - t0
+    const cpu = cpuUs(cpu0)
     const ok = result.status === 'SUCCEEDED' && Object.values(result.steps).filter((s) => s.status === 'SUCCEEDED').length === o.steps
     return {
-      steps: o.steps, ms, stepsPerSec: (o.steps / ms) * 1000,
+      steps: o.steps, ms, stepsPerSec: (o.steps / ms) * 1000, cpuUsPerStep: cpu / o.steps,
       correctness: { runs: 1, succeeded: ok ? 1 : 0, eventsLost: bench.eventsLost() },
       notes: { createWorkflowMs: createMs, commits: bench.orchestrator.context.journal.commits },
     }
@@ -182,6 +188,7 @@ export async function conveyorDiamonds(o: { runs: number; concurrency: number })
     const workflowId = await bench.orchestrator.createWorkflow('diamond', diamondDefinition())
     await inFlight(Array.from({ length: Math.min(20, o.runs) }), 10, (_, i) => bench.orchestrator.executeWorkflow(workflowId, { go: true, n: i }))
     let succeeded = 0
+    const cpu0 = process.cpuUsage()
     const t0 = now()
     await inFlight(Array.from({ length: o.runs }), o.concurrency, async (_, i) => {
       const result = await bench.orchestrator.executeWorkflow(workflowId, { go: true, n: i })
@@ -190,9 +197,10 @@ export async function conveyorDiamonds(o: { runs: number; concurrency: number })
       if (result.status === 'SUCCEEDED' && sum === expected && Object.values(result.steps).every((s) => s.status === 'SUCCEEDED')) succeeded++
     })
     const ms = now() - t0
+    const cpu = cpuUs(cpu0)
     const steps = o.runs * (DIAMOND_WIDTH + 2)
     return {
-      steps, ms, stepsPerSec: (steps / ms) * 1000,
+      steps, ms, stepsPerSec: (steps / ms) * 1000, cpuUsPerStep: cpu / steps,
       correctness: { runs: o.runs, succeeded, eventsLost: bench.eventsLost() },
     }
   } finally {
@@ -453,6 +461,12 @@ export async function conveyorReads(o: { runs: number; events: number; durationM
     await server?.close()
     await bench.done()
   }
+}
+
+/** CPU time (user + system, µs) this process used since `since`. */
+export function cpuUs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since)
+  return d.user + d.system
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -23,10 +23,13 @@ interface RowSpec {
 
 const ROWS: RowSpec[] = [
   { scenario: '1 chains', metric: 'steps/s', unit: '/s', better: 'higher', conveyor: 'chains.conveyor.stepsPerSec', peers: { bullmq: 'chains.bullmq.stepsPerSec', ceiling: 'chains.ceiling.stepsPerSec', memory: 'chains.memory.stepsPerSec' }, digits: 0 },
+  { scenario: '1 chains', metric: 'Conveyor CPU per step', unit: 'µs', better: 'lower', conveyor: 'chains.conveyor.cpuUsPerStep', digits: 0 },
   { scenario: '2 fan-out', metric: 'end to end', unit: 'ms', better: 'lower', conveyor: 'fanout.conveyor.ms', peers: { bullmq: 'fanout.bullmq.ms', ceiling: 'fanout.ceiling.ms', memory: 'fanout.memory.ms' }, digits: 0 },
   { scenario: '2 fan-out', metric: 'steps/s', unit: '/s', better: 'higher', conveyor: 'fanout.conveyor.stepsPerSec', peers: { bullmq: 'fanout.bullmq.stepsPerSec', ceiling: 'fanout.ceiling.stepsPerSec', memory: 'fanout.memory.stepsPerSec' }, digits: 0 },
   { scenario: '2 fan-out', metric: 'createWorkflow (validation, not in the time above)', unit: 'ms', better: 'lower', conveyor: 'fanout.conveyor.createWorkflowMs', digits: 0 },
+  { scenario: '2 fan-out', metric: 'Conveyor CPU per step', unit: 'µs', better: 'lower', conveyor: 'fanout.conveyor.cpuUsPerStep', digits: 0 },
   { scenario: '3 diamonds', metric: 'steps/s', unit: '/s', better: 'higher', conveyor: 'diamonds.conveyor.stepsPerSec', peers: { ceiling: 'diamonds.ceiling.stepsPerSec', memory: 'diamonds.memory.stepsPerSec' }, digits: 0 },
+  { scenario: '3 diamonds', metric: 'Conveyor CPU per step', unit: 'µs', better: 'lower', conveyor: 'diamonds.conveyor.cpuUsPerStep', digits: 0 },
   { scenario: '4 dispatch, light', metric: 'p50', unit: 'ms', better: 'lower', conveyor: 'dispatch.conveyor.light.p50', peers: { bullmq: 'dispatch.bullmq.light.p50', memory: 'dispatch.memory.light.p50' }, digits: 3 },
   { scenario: '4 dispatch, light', metric: 'p99', unit: 'ms', better: 'lower', conveyor: 'dispatch.conveyor.light.p99', peers: { bullmq: 'dispatch.bullmq.light.p99', memory: 'dispatch.memory.light.p99' }, digits: 3 },
   { scenario: '4 dispatch, saturated', metric: 'p50', unit: 'ms', better: 'lower', conveyor: 'dispatch.conveyor.saturated.p50', peers: { bullmq: 'dispatch.bullmq.saturated.p50', memory: 'dispatch.memory.saturated.p50' }, digits: 3 },

@@ -101,6 +101,7 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
       checkCorrect('chains', r.correctness)
       m['chains.conveyor.stepsPerSec'] = r.stepsPerSec
       m['chains.conveyor.ms'] = r.ms
+      m['chains.conveyor.cpuUsPerStep'] = r.cpuUsPerStep
       m['dispatch.conveyor.saturated.p50'] = r.dispatch!.p50
       m['dispatch.conveyor.saturated.p99'] = r.dispatch!.p99
     })
@@ -133,6 +134,7 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
       checkCorrect('fan-out', r.correctness)
       m['fanout.conveyor.ms'] = r.ms
       m['fanout.conveyor.stepsPerSec'] = r.stepsPerSec
+      m['fanout.conveyor.cpuUsPerStep'] = r.cpuUsPerStep
       m['fanout.conveyor.createWorkflowMs'] = r.notes!.createWorkflowMs!
     })
     if (peers && redis) {
@@ -162,6 +164,7 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
       checkCorrect('diamonds', r.correctness)
       m['diamonds.conveyor.stepsPerSec'] = r.stepsPerSec
       m['diamonds.conveyor.ms'] = r.ms
+      m['diamonds.conveyor.cpuUsPerStep'] = r.cpuUsPerStep
     })
     if (peers) {
       await step('diamonds: SQLite ceiling', () => {

@@ -1,7 +1,8 @@
 // Prometheus text exposition of the engine's gauges and counters.
 import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
 
-export function metricsText(orchestrator: ProjectOrchestrator): string {
+/** `server`: gauges only the HTTP server knows (open WebSocket connections). */
+export function metricsText(orchestrator: ProjectOrchestrator, server: { wsClients?: number } = {}): string {
   const lines: string[] = []
   const gauge = (name: string, help: string, samples: [Record<string, string>, number][]) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`)
@@ -18,5 +19,6 @@ export function metricsText(orchestrator: ProjectOrchestrator): string {
   const memory = process.memoryUsage()
   gauge('conveyor_process_resident_bytes', 'Resident set size of the server process.', [[{}, memory.rss]])
   gauge('conveyor_process_heap_used_bytes', 'V8 heap in use.', [[{}, memory.heapUsed]])
+  if (server.wsClients !== undefined) gauge('conveyor_ws_clients', 'Open GraphQL WebSocket connections.', [[{}, server.wsClients]])
   return `${lines.join('\n')}\n`
 }

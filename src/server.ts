@@ -98,7 +98,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return
     }
     if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metricsText(orchestrator))
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metricsText(orchestrator, { wsClients: wss.clients.size }))
       return
     }
     if (path.startsWith('/artifacts/') && (req.method === 'GET' || req.method === 'HEAD')) {

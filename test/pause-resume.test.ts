@@ -9,8 +9,10 @@ import { z } from 'zod'
 import { ConflictError, NotFoundError, ProjectOrchestrator, defineFactory, type OrchestratorConfig, type RunEvent } from '../src/index.ts'
 import { latch, until } from './support/barrier.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
-import { CancelRunDocument, CreateWorkflowDocument, EventsPageDocument, ExecuteWorkflowDocument } from './generated/graphql.ts'
-import { PauseRunDocument, ResumeRunDocument, RunLineageDocument } from './generated/graphql.ts'
+import {
+  CancelRunDocument, CreateWorkflowDocument, EventsPageDocument, ExecuteWorkflowDocument, PauseRunDocument, ResumeRunDocument,
+  RunLineageDocument,
+} from './generated/graphql.ts'
 
 const open: ProjectOrchestrator[] = []
 const dirs: string[] = []

@@ -112,7 +112,7 @@ builder.objectType(RunSuccess, {
 })
 
 const ExecuteWorkflowResult = builder.unionType('ExecuteWorkflowResult', {
-  types: [ExecuteWorkflowSuccess, ValidationErrorType, NotFoundErrorType],
+  types: [ExecuteWorkflowSuccess, ValidationErrorType, NotFoundErrorType, ConflictErrorType],
 })
 const RunResult = builder.unionType('RunResult', { types: [RunSuccess, NotFoundErrorType, ConflictErrorType] })
 // retryRun also rejects its arguments (an unknown fromStep, params without a step to apply to).

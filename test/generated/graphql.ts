@@ -175,6 +175,7 @@ export type ExecuteWorkflowMutationVariables = Exact<{
 
 
 export type ExecuteWorkflowMutation = { executeWorkflow:
+    | { __typename: 'ConflictError' }
     | { __typename: 'ExecuteWorkflowSuccess', created: boolean, run: { id: string, status: RunStatus } }
     | { __typename: 'NotFoundError', message: string }
     | { __typename: 'ValidationError', message: string, issues: Array<{ path: string, message: string }> }

@@ -1,0 +1,117 @@
+// Slow or vanished subscribers (issue 7, item 4): 200 graphql-ws clients subscribe to the event
+// firehose and then stop reading. The server (a child process, measured through /metrics) must not
+// grow its memory with them, must not slow a normal client down (it still gets every event of a run
+// promptly), and must close the stalled sockets once they fall behind by more than
+// `server.maxBufferedBytes` (here 256 KiB) — with close code 4413 for a client still able to read it.
+import { afterAll, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createClient } from 'graphql-ws'
+import WebSocket from 'ws'
+import { ROOT, gql, killServers, readDb, serve, sleep } from './helpers/serve.ts'
+import { stalledSubscriber, type StalledClient } from './helpers/raw-ws.ts'
+
+const CONFIG = join(ROOT, 'test/fixtures/slow-subscribers.config.ts')
+const STALLED = Number(process.env.STALLED_CLIENTS ?? 200)
+const dir = mkdtempSync(join(tmpdir(), 'conveyor-slow-'))
+afterAll(async () => {
+  await killServers()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const FIREHOSE = 'subscription { events { seq type stepId payload } }'
+const RUN_EVENTS = 'subscription ($runId: ID!) { runEvents(runId: $runId) { seq type } }'
+
+async function metric(origin: string, name: string): Promise<number> {
+  const text = await (await fetch(`${origin}/metrics`)).text()
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text)
+  if (!m) throw new Error(`no ${name} in /metrics`)
+  return Number(m[1])
+}
+
+/** A chain of `chatty` steps: `steps` × `logs` STEP_LOG events of ~1 KB each. */
+function chattyWorkflow(steps: number, logs: number) {
+  return { steps: Array.from({ length: steps }, (_, i) => ({ id: `talk${i + 1}`, factory: 'loop', action: 'chatty', params: { logs, bytes: 1000 } })) }
+}
+
+async function createAndRun(url: string, definition: unknown): Promise<string> {
+  const c = (await gql(url, 'mutation ($d: JSON!) { createWorkflow(input: { name: "chatty", definition: $d }) { ... on CreateWorkflowSuccess { workflow { id } } ... on Error { message } } }', { d: definition })).createWorkflow
+  const r = (await gql(url, 'mutation ($id: ID!) { executeWorkflow(input: { workflowId: $id }) { ... on ExecuteWorkflowSuccess { run { id } } ... on Error { message } } }', { id: c.workflow.id })).executeWorkflow
+  return r.run.id
+}
+
+/** A well-behaved client: every event of the run, and how long until the last one. */
+async function follow(url: string, runId: string): Promise<{ seqs: number[]; ms: number }> {
+  const client = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 })
+  const started = Date.now()
+  const seqs: number[] = []
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.subscribe<{ runEvents: { seq: number } }>({ query: RUN_EVENTS, variables: { runId } }, {
+        next: (v) => seqs.push(v.data!.runEvents.seq),
+        error: reject,
+        complete: resolve,
+      })
+    })
+  } finally {
+    await client.dispose()
+  }
+  return { seqs, ms: Date.now() - started }
+}
+
+describe('slow and vanished subscribers', () => {
+  it(`${STALLED} clients that stop reading: bounded memory, other clients unaffected, stalled sockets closed`, async () => {
+    const db = join(dir, 'slow.db')
+    const proc = serve(db, { config: CONFIG })
+    const url = await proc.url()
+    const origin = new URL(url).origin
+    const seqsOf = (runId: string) => readDb(db, (s) => (s.prepare('select seq from events where run_id = ? order by seq').all(runId) as { seq: number }[]).map((r) => r.seq))
+
+    // A warm-up run with one normal client: the reference time, and the baseline memory.
+    const warm = await createAndRun(url, chattyWorkflow(2, 500))
+    const reference = await follow(url, warm)
+    expect(reference.seqs).toEqual(seqsOf(warm))
+    const rssBefore = await metric(origin, 'conveyor_process_resident_bytes')
+    const heapBefore = await metric(origin, 'conveyor_process_heap_used_bytes')
+
+    const stalled: StalledClient[] = []
+    for (let i = 0; i < STALLED; i += 20) {
+      stalled.push(...(await Promise.all(Array.from({ length: Math.min(20, STALLED - i) }, () => stalledSubscriber(url, FIREHOSE)))))
+    }
+
+    // ~24 MB of events: every stalled client falls far behind.
+    const busy = await createAndRun(url, chattyWorkflow(4, 6000))
+    const normal = await follow(url, busy)
+    expect(normal.seqs, 'the normal client got every event of the run, in order').toEqual(seqsOf(busy))
+    let rssPeak = await metric(origin, 'conveyor_process_resident_bytes')
+    let heapPeak = await metric(origin, 'conveyor_process_heap_used_bytes')
+    // And a second burst while they are (or were) still connected.
+    const again = await createAndRun(url, chattyWorkflow(2, 6000))
+    const second = await follow(url, again)
+    expect(second.seqs).toEqual(seqsOf(again))
+    rssPeak = Math.max(rssPeak, await metric(origin, 'conveyor_process_resident_bytes'))
+    heapPeak = Math.max(heapPeak, await metric(origin, 'conveyor_process_heap_used_bytes'))
+    const wsOpen = await metric(origin, 'conveyor_ws_clients')
+
+    const figures = {
+      stalled: STALLED, events: normal.seqs.length + second.seqs.length, normalMs: normal.ms, secondMs: second.ms,
+      referenceMs: reference.ms, referenceEvents: reference.seqs.length,
+      rssBeforeMB: Math.round(rssBefore / 2 ** 20), rssPeakMB: Math.round(rssPeak / 2 ** 20),
+      heapBeforeMB: Math.round(heapBefore / 2 ** 20), heapPeakMB: Math.round(heapPeak / 2 ** 20), wsOpen,
+    }
+    console.log(`slow-subscribers: ${JSON.stringify(figures)}`)
+
+    // Closed by the server: reading again, each stalled client finds its connection closed.
+    for (const c of stalled) c.drain()
+    const closed = await Promise.all(stalled.map((c) => Promise.race([c.closed.then(() => true), sleep(10_000).then(() => false)])))
+    for (const c of stalled) c.destroy()
+    expect(closed.filter((x) => !x).length, 'stalled sockets the server left open').toBe(0)
+    expect(wsOpen, 'open WebSocket connections once the stalled ones are dropped').toBeLessThanOrEqual(2)
+    // Memory: the stalled clients cost far less than the data they failed to read (200 × 24 MB).
+    expect(heapPeak - heapBefore).toBeLessThan(150 * 2 ** 20)
+    expect(rssPeak - rssBefore).toBeLessThan(250 * 2 ** 20)
+    proc.signal('SIGTERM')
+    expect(await proc.exited).toEqual({ code: 0, signal: null })
+  }, 240_000)
+})
