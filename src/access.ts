@@ -5,10 +5,12 @@
 import type { IncomingMessage } from 'node:http'
 import { BlockList, isIP } from 'node:net'
 import {
-  GraphQLError, Kind, NoSchemaIntrospectionCustomRule, OperationTypeNode, getOperationAST,
-  type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode,
+  Kind, OperationTypeNode, getOperationAST,
+  type DocumentNode, type FragmentDefinitionNode, type GraphQLError, type SelectionSetNode, type ValidationRule,
 } from 'graphql'
-import type { Plugin } from 'graphql-yoga'
+// Errors are made with yoga's own graphql copy: where two copies load (vitest resolves graphql's ESM
+// build, yoga's Node import the CJS one), yoga would otherwise not recognise them as GraphQL errors.
+import { createGraphQLError, type Plugin } from 'graphql-yoga'
 import { SCOPES, type Scope, type TokenStore } from './engine/tokens.ts'
 
 /**
@@ -92,14 +94,14 @@ interface AccessContext {
 }
 
 export function unauthenticated(reason: string, http: boolean): GraphQLError {
-  return new GraphQLError(reason, {
+  return createGraphQLError(reason, {
     extensions: { code: 'UNAUTHENTICATED', ...(http ? { http: { status: 401, headers: { 'www-authenticate': 'Bearer' } } } : {}) },
   })
 }
 
 function forbidden(required: Scope, granted: readonly Scope[], http: boolean): GraphQLError {
   const has = granted.at(-1) ?? 'none'
-  return new GraphQLError(`this operation needs the "${required}" scope; the token has "${has}"`, {
+  return createGraphQLError(`this operation needs the "${required}" scope; the token has "${has}"`, {
     extensions: { code: 'FORBIDDEN', requiredScope: required, ...(http ? { http: { status: 403 } } : {}) },
   })
 }
@@ -131,11 +133,23 @@ export function useAccessControl(tokens: TokenStore): Plugin<AccessContext> {
   }
 }
 
-/** Rejects `__schema` and `__type` (introspection) during validation; `__typename` stays allowed. */
+/**
+ * Rejects `__schema` and `__type` during validation: the only ways into introspection (like graphql's
+ * NoSchemaIntrospectionCustomRule). `__typename` stays allowed.
+ */
+const NoIntrospection: ValidationRule = (context) => ({
+  Field(node) {
+    const name = node.name.value
+    if (name === '__schema' || name === '__type') {
+      context.reportError(createGraphQLError(`introspection is disabled on this server (the query asks for "${name}")`, { nodes: [node] }))
+    }
+  },
+})
+
 export function useNoIntrospection(): Plugin {
   return {
     onValidate({ addValidationRule }) {
-      addValidationRule(NoSchemaIntrospectionCustomRule)
+      addValidationRule(NoIntrospection)
     },
   }
 }

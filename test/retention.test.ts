@@ -189,3 +189,32 @@ describe('retention', () => {
     expect((await o2.waitForRun(held)).status).toBe('SUCCEEDED')
   })
 })
+
+describe('retention and sub-workflows', () => {
+  it('prunes a parent run together with its child runs, and never a child alone', async () => {
+    const { o } = setup()
+    const wf = await o.createWorkflow('parent', {
+      steps: [{ id: 'sub', workflow: { steps: [{ id: 'a', factory: 'files', action: 'make', params: { text: 'child' } }] }, params: {} }],
+    })
+    const result = await o.executeWorkflow(wf)
+    expect(result.status).toBe('SUCCEEDED')
+    const [child] = o.catalog.childRunsOf(result.runId)
+    expect(child).toBeDefined()
+    const count = (table: string, runId: string) =>
+      (o.context.conn.sqlite.prepare(`select count(*) as n from ${table} where run_id = ?`).get(runId) as { n: number }).n
+    const runs = () => (o.context.conn.sqlite.prepare('select id from runs').all() as { id: string }[]).map((r) => r.id).sort()
+
+    // Make the child look old on its own: it is not pruned while its parent is kept.
+    o.context.conn.sqlite.prepare('update runs set finished_at = ? where id = ?').run(T0 - 10 * DAY, child!.id)
+    expect(await o.retention!.prune(T0 + DAY / 2)).toBe(0)
+    expect(runs()).toEqual([result.runId, child!.id].sort())
+
+    // Once the parent is old enough, both go, with their events and steps.
+    expect(await o.retention!.prune(T0 + 2 * DAY)).toBe(1)
+    expect(runs()).toEqual([])
+    for (const id of [result.runId, child!.id]) {
+      expect(count('events', id)).toBe(0)
+      expect(count('steps', id)).toBe(0)
+    }
+  })
+})

@@ -9,7 +9,7 @@ import { finishStepAttempt } from '../db/sql/finishStepAttempt.ts'
 import { settleStep } from '../db/sql/settleStep.ts'
 import { scheduleStepRetry } from '../db/sql/scheduleStepRetry.ts'
 import type { NewEvent } from '../db/sql/insertEvent.ts'
-import type { ActionContext, EventType, RunResult, RunStatus, StepStatus, WorkflowDefinition } from './interfaces.ts'
+import type { ActionContext, EventType, RunResult, RunStatus, StepDefinition, StepStatus, WorkflowDefinition } from './interfaces.ts'
 import type { Graph, GraphNode } from './graph.ts'
 import type { RegisteredAction } from './factory.ts'
 import type { Pool, Waiter } from './pools.ts'
@@ -413,7 +413,8 @@ export class RunExecution {
     const node: GraphNode = {
       id, path: `${parent.node.path}.forEach`, kind: 'action', parent: parent.node.id, factory: parent.node.factory, action: parent.node.action,
       // The item inherits the forEach step's own settings, its named pools included.
-      def: { factory: def.factory, action: def.action, retry: def.retry, timeoutMs: def.timeoutMs, continueOnError: def.continueOnError, compensate: def.compensate, pool: def.pool },
+      // Everything of the forEach step but what makes it a fan-out (its list, when, deps, params, limit).
+      def: itemDefinition(def),
       deps: [], dependents: [], children: [], previous: parent.node.previous, order: parent.node.order,
     }
     const item: StepState = {
@@ -974,4 +975,10 @@ export class RunExecution {
 
 function groupPoolName(runId: string, groupId: string): string {
   return `group:${runId}:${groupId}`
+}
+
+/** An item of a forEach is the same action step without the fan-out. */
+function itemDefinition(def: StepDefinition): StepDefinition {
+  const { forEach: _list, when: _when, dependsOn: _deps, params: _params, maxParallel: _limit, id: _id, ...item } = def
+  return item
 }

@@ -138,7 +138,7 @@ function subWorkflowIssues(def: StepDefinition, at: string, options: ValidateOpt
   }
   issues.push(...expressionIssues(def.params, `${at}.params`))
   if (def.workflow !== undefined) {
-    const inner = validateDefinition(def.workflow, { registry: options.registry, templateExists: options.templateExists })
+    const inner = validateDefinition(def.workflow, { registry: options.registry, templateExists: options.templateExists, poolNames: options.poolNames })
     for (const issue of inner.result.issues) issues.push({ path: `${at}.workflow.${issue.path}`, message: issue.message })
   }
   return issues
