@@ -275,7 +275,7 @@ export async function conveyorSubscriptions(o: { clients: number; steps: number;
     const t0 = now()
     await orchestrator.signalRun(runId, 'gate', { released: true })
     const finished = await orchestrator.waitForRun(runId)
-    const completed = await messages.next('completed', o.timeoutMs ?? 300_000)
+    const completed = await messages.next('completed', o.timeoutMs ?? 900_000)
     const ms = now() - t0
     clearInterval(sampler)
     rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
@@ -387,6 +387,19 @@ export async function conveyorReads(o: { runs: number; events: number; durationM
     await inFlight(Array.from({ length: o.runs }), 100, async () => {
       if ((await orchestrator.executeWorkflow(workflowId)).status === 'SUCCEEDED') succeeded++
     })
+    const eventsLost = bench.eventsLost()
+    // A run with `events` events, bulk-inserted in one transaction (before the server starts: the
+    // insert blocks the event loop for seconds, long enough to break idle keep-alive connections).
+    const one = await orchestrator.createWorkflow('big-log', { steps: [{ id: 'only', factory: 'control', action: 'noop', params: {} }] })
+    const big = await orchestrator.executeWorkflow(one)
+    const sqlite = orchestrator.context.conn.sqlite
+    const insert = sqlite.prepare('INSERT INTO events (run_id, workflow_id, step_id, attempt, type, status, at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    const at = Date.now()
+    sqlite.transaction(() => {
+      for (let i = 0; i < o.events; i++) insert.run(big.runId, one, `s${i % 1000}`, 1, 'STEP_LOG', 'RUNNING', at, `{"message":"log line ${i}"}`)
+    })()
+    const middle = (sqlite.prepare('SELECT seq FROM events WHERE run_id = ? ORDER BY seq LIMIT 1 OFFSET ?').get(big.runId, Math.floor(o.events / 2)) as { seq: number }).seq
+    const runCount = o.runs + 1
     server = await startServer({ orchestrator, host: '127.0.0.1', port: 0 })
     const url = server.url
     const post = async (query: string, variables: Record<string, unknown>) => {
@@ -403,7 +416,7 @@ export async function conveyorReads(o: { runs: number; events: number; durationM
       await post(RUNS_QUERY, { first })
       const before = orchestrator.catalog.statementCount
       const data = await post(RUNS_QUERY, { first })
-      if (data.runs!.edges.length !== Math.min(first, o.runs)) throw new Error(`runs page has ${data.runs!.edges.length} edges`)
+      if (data.runs!.edges.length !== Math.min(first, runCount)) throw new Error(`runs page has ${data.runs!.edges.length} edges`)
       return orchestrator.catalog.statementCount - before
     }
     const statementsFirst10 = await statements(10)
@@ -423,17 +436,6 @@ export async function conveyorReads(o: { runs: number; events: number; durationM
     }))
     const requestsPerSec = (requests / (now() - t0)) * 1000
 
-    const eventsLost = bench.eventsLost()
-    // A run with `events` events, bulk-inserted in one transaction.
-    const one = await orchestrator.createWorkflow('big-log', { steps: [{ id: 'only', factory: 'control', action: 'noop', params: {} }] })
-    const big = await orchestrator.executeWorkflow(one)
-    const sqlite = orchestrator.context.conn.sqlite
-    const insert = sqlite.prepare('INSERT INTO events (run_id, workflow_id, step_id, attempt, type, status, at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-    const at = Date.now()
-    sqlite.transaction(() => {
-      for (let i = 0; i < o.events; i++) insert.run(big.runId, one, `s${i % 1000}`, 1, 'STEP_LOG', 'RUNNING', at, `{"message":"log line ${i}"}`)
-    })()
-    const middle = (sqlite.prepare('SELECT seq FROM events WHERE run_id = ? ORDER BY seq LIMIT 1 OFFSET ?').get(big.runId, Math.floor(o.events / 2)) as { seq: number }).seq
     const samples = o.samples ?? 100
     const firstPage: number[] = []
     const middlePage: number[] = []

@@ -263,6 +263,8 @@ async function main(): Promise<void> {
   for (let i = 0; i < o.repeat; i++) {
     if (o.repeat > 1) log(`round ${i + 1} of ${o.repeat}`)
     rounds.push(await round(sizes, o, redis))
+    // Keep what is measured so far even if a later round fails.
+    if (o.json) writeFileSync(o.json, JSON.stringify({ partial: true, rounds }, null, 2))
   }
   const keys = new Set(rounds.flatMap((r) => Object.keys(r)))
   const medians: Metrics = {}

@@ -11,6 +11,6 @@ export { httpFactory, type HttpFactoryOptions } from './engine/factories/http.ts
 export { transformFactory } from './engine/factories/transform.ts'
 export { EventStream } from './engine/events.ts'
 export {
-  ConveyorError, ValidationError, NotFoundError, ConflictError, NonRetryableError, TimeoutError, CancelledError,
+  ConveyorError, ValidationError, NotFoundError, ConflictError, NonRetryableError, TimeoutError, CancelledError, StorageError,
 } from './engine/errors.ts'
 export * from './engine/interfaces.ts'

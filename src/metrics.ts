@@ -16,6 +16,8 @@ export function metricsText(orchestrator: ProjectOrchestrator, server: { wsClien
   gauge('conveyor_pool_in_use', 'Slots in use per concurrency pool.', orchestrator.coordinator.pools.list().map((p) => [{ pool: p.name }, p.inUse]))
   gauge('conveyor_pool_waiting', 'Steps waiting per concurrency pool.', orchestrator.coordinator.pools.list().map((p) => [{ pool: p.name }, p.queued]))
   gauge('conveyor_commits_total', 'Group commits since start.', [[{}, orchestrator.context.journal.commits]])
+  gauge('conveyor_commit_failures_total', 'Commits the database refused (disk full, read-only, busy, I/O), retries included.', [[{}, orchestrator.context.journal.failures]])
+  gauge('conveyor_journal_pending', 'State changes waiting to be committed.', [[{}, orchestrator.context.journal.pending]])
   const memory = process.memoryUsage()
   gauge('conveyor_process_resident_bytes', 'Resident set size of the server process.', [[{}, memory.rss]])
   gauge('conveyor_process_heap_used_bytes', 'V8 heap in use.', [[{}, memory.heapUsed]])

@@ -14,6 +14,7 @@ import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
 import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
 import { metricsText } from './metrics.ts'
 import { serveArtifact } from './artifact-route.ts'
+import { DEFAULT_MAX_UNREAD_BYTES, limitUnreadBytes } from './ws-flow-control.ts'
 import { TokenStore } from './engine/tokens.ts'
 import {
   assertSafeBind, authenticate, connectionAuthorization, originAllowed, useAccessControl, useNoIntrospection,
@@ -26,6 +27,11 @@ export interface ServerOptions {
   logger?: Logger
   /** Largest accepted request body, in bytes. */
   maxBodyBytes?: number
+  /**
+   * Bytes a WebSocket client may be sent without showing it read them (ws-flow-control.ts); a client
+   * further behind is closed with 1013. Default 1 MiB.
+   */
+  maxBufferedBytes?: number
   /**
    * Bearer-token authentication and scopes (access.ts). Off by default, and then the server only
    * listens on a loopback address. `tokens` defaults to the orchestrator's database.
@@ -132,6 +138,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxPayload: maxBody,
     verifyClient: (info, done) => (originAllowed(info.req, corsOrigins) ? done(true) : done(false, 403, 'Forbidden origin')),
   })
+  limitUnreadBytes(wss, options.maxBufferedBytes ?? DEFAULT_MAX_UNREAD_BYTES, logger)
   const ws = useServer(
     {
       // With auth on, the connection is refused without a valid token (close 4401); each operation
@@ -188,7 +195,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     async close() {
       if (closed) return
       closed = true
+      // Clients get a close frame (1001); one that does not answer (it stopped reading) would hold the
+      // shutdown for ws's 30 s close timeout: its socket is destroyed after a second instead.
+      const stragglers = setTimeout(() => wss.clients.forEach((c) => c.terminate()), 1000)
       await ws.dispose()
+      clearTimeout(stragglers)
       await new Promise<void>((resolve) => wss.close(() => resolve()))
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))

@@ -28,17 +28,34 @@ export class Connection {
 
   constructor(path = ':memory:', options: ConnectionOptions = {}) {
     this.path = path
-    if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(resolve(path)), { recursive: true })
-    this.sqlite = new Database(path, { readonly: options.readonly ?? false })
-    this.sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`)
-    if (path !== ':memory:') this.sqlite.pragma('journal_mode = WAL')
-    this.sqlite.pragma('synchronous = NORMAL')
-    this.sqlite.pragma('foreign_keys = ON')
+    let sqlite: Database.Database | undefined
+    try {
+      if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(resolve(path)), { recursive: true })
+      sqlite = new Database(path, { readonly: options.readonly ?? false })
+      sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`)
+      if (path !== ':memory:') sqlite.pragma('journal_mode = WAL')
+      sqlite.pragma('synchronous = NORMAL')
+      sqlite.pragma('foreign_keys = ON')
+      // SQLite opens a file it may not write read-only without a word, and every later change would
+      // fail: find out now with a write that is rolled back.
+      if (!options.readonly) probeWritable(sqlite)
+    } catch (error) {
+      sqlite?.close()
+      throw openError(path, error)
+    }
+    this.sqlite = sqlite
     this.db = drizzle(this.sqlite, {
       schema,
       logger: { logQuery: () => void this.statementCount++ },
     })
-    if (!options.readonly) migrate(this.db, { migrationsFolder: MIGRATIONS_FOLDER })
+    if (!options.readonly) {
+      try {
+        migrate(this.db, { migrationsFolder: MIGRATIONS_FOLDER })
+      } catch (error) {
+        this.sqlite.close()
+        throw openError(path, error)
+      }
+    }
   }
 
   /** A prepared statement, compiled once per connection. */
@@ -60,4 +77,25 @@ export class Connection {
   close(): void {
     if (this.sqlite.open) this.sqlite.close()
   }
+}
+
+function probeWritable(sqlite: Database.Database): void {
+  const version = sqlite.pragma('user_version', { simple: true }) as number
+  sqlite.exec('BEGIN IMMEDIATE')
+  try {
+    sqlite.pragma(`user_version = ${version}`)
+  } finally {
+    sqlite.exec('ROLLBACK')
+  }
+}
+
+/** An error that names the database file (the SQLite message alone does not), keeping the SQLite code. */
+function openError(path: string, error: unknown): Error {
+  const cause = error as { message?: string; code?: string }
+  const hint = /READONLY|CANTOPEN|PERM|EACCES|EROFS/.test(`${cause.code ?? ''} ${cause.message ?? ''}`)
+    ? ' (check that the file and its directory exist and are writable by this user)'
+    : ''
+  const wrapped = new Error(`cannot open database ${path}: ${cause.message ?? String(error)}${hint}`, { cause: error })
+  if (cause.code) (wrapped as Error & { code?: string }).code = cause.code
+  return wrapped
 }

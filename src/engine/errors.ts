@@ -29,6 +29,22 @@ export class TimeoutError extends ConveyorError {}
 /** The run was cancelled or the engine is shutting down. */
 export class CancelledError extends ConveyorError {}
 
+/**
+ * The database refused a change (disk full, read-only, locked past the busy timeout, I/O error);
+ * nothing was changed. `code` is SQLite's (e.g. SQLITE_FULL).
+ */
+export class StorageError extends ConveyorError {
+  constructor(message: string, readonly code: string, options?: ErrorOptions) {
+    super(message, options)
+  }
+}
+
+/** An error from SQLite (better-sqlite3's SqliteError carries a `SQLITE_*` code). */
+export function isSqliteError(error: unknown): error is Error & { code: string } {
+  const code = (error as { code?: unknown } | null)?.code
+  return error instanceof Error && typeof code === 'string' && code.startsWith('SQLITE_')
+}
+
 export function isRetryable(error: unknown): boolean {
   if (error instanceof NonRetryableError || error instanceof CancelledError) return false
   if (error && typeof error === 'object' && (error as { retryable?: unknown }).retryable === false) return false

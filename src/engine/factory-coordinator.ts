@@ -14,7 +14,7 @@ import type { ExecutionHost } from './execution-host.ts'
 import type { RunResult, RunStatus, StepDefinition, StepResult, StepStatus, WorkflowDefinition } from './interfaces.ts'
 import { TERMINAL_RUN_STATUSES } from './interfaces.ts'
 import { checkRunInput } from './run-input.ts'
-import { ConflictError, NotFoundError, ValidationError, CancelledError, NonRetryableError, errorMessage } from './errors.ts'
+import { ConflictError, NotFoundError, ValidationError, CancelledError, NonRetryableError, StorageError, errorMessage } from './errors.ts'
 import { newId } from './ids.ts'
 import { createHash } from 'node:crypto'
 import { findChildRun } from '../db/sql/getRun.ts'
@@ -173,6 +173,7 @@ export class FactoryCoordinator implements ExecutionHost {
   /** Creates a run of the workflow's current version and starts it; resolves once it is committed. */
   async start(workflowId: string, input?: unknown, options: StartOptions = {}): Promise<{ runId: string; created: boolean }> {
     if (this.closing) throw new ConflictError('the coordinator is shutting down')
+    this.refuseWhileStorageFails()
     this.recover()
     const key = options.idempotencyKey
     if (key !== undefined) {
@@ -213,6 +214,17 @@ export class FactoryCoordinator implements ExecutionHost {
     await new Promise<void>((resolve) => this.journal.afterCommit(resolve))
     if (keyId) this.pendingKeys.delete(keyId)
     return { runId, created: true }
+  }
+
+  /**
+   * While the database refuses commits (disk full, read-only), changes already queued wait and are
+   * retried; a new run is refused at once instead of piling up behind them.
+   */
+  private refuseWhileStorageFails(): void {
+    if (!this.journal.failing) return
+    const error = this.journal.lastError!
+    const code = (error as { code?: string }).code ?? 'SQLITE_ERROR'
+    throw new StorageError(`the database is refusing changes (${code}: ${error.message}); ${this.journal.pending} change(s) are waiting to be committed, try again later`, code)
   }
 
   /** Settles with the run's result once it has finished (at once if it already has). */
@@ -262,6 +274,7 @@ export class FactoryCoordinator implements ExecutionHost {
    */
   async retry(runId: string, options: { fromStep?: string; params?: Record<string, unknown> } = {}): Promise<{ runId: string }> {
     if (this.closing) throw new ConflictError('the coordinator is shutting down')
+    this.refuseWhileStorageFails()
     this.recover()
     const old = getRun(this.conn, runId)
     if (!old) throw new NotFoundError(`run ${runId} not found`)

@@ -20,7 +20,10 @@ export class Journal {
   private closed = false
   /** Number of commits so far; tests read it to see that changes were batched. */
   commits = 0
+  /** Commits the database refused (each retry counts). */
+  failures = 0
   lastError: Error | undefined
+  private lastReported = 0
 
   constructor(
     private readonly conn: Connection,
@@ -45,6 +48,11 @@ export class Journal {
     return this.queue.length
   }
 
+  /** The last commit was refused for a reason that may pass (disk full, read-only, busy, I/O) and changes are waiting. */
+  get failing(): boolean {
+    return this.lastError !== undefined && isTransient(this.lastError) && this.queue.length > 0
+  }
+
   private schedule(): void {
     if (this.scheduled || this.retryTimer) return
     this.scheduled = true
@@ -63,8 +71,14 @@ export class Journal {
     try {
       committed = this.commit(batch)
     } catch (error) {
+      this.failures++
+      // A refusal that lasts (a full disk) is retried every 50 ms: report the first, then every 5 s.
+      const repeated = this.lastError !== undefined && this.lastError.message === (error as Error).message
+      if (!repeated || Date.now() - this.lastReported >= 5000) {
+        this.lastReported = Date.now()
+        this.onError(error as Error)
+      }
       this.lastError = error as Error
-      this.onError(error as Error)
       if (!isTransient(error)) {
         // One bad change must not hold back the others: commit them one at a time, drop the bad one.
         committed = []
@@ -103,7 +117,9 @@ export class Journal {
         entry.apply?.()
         if (entry.event) {
           const seq = insertEvent(this.conn, entry.event)
-          committed.push({ ...entry.event, seq } as RunEvent)
+          // A literal, not `{ ...e, seq }`: spreading and adding a key takes V8's slow path (~2 µs an event).
+          const e = entry.event
+          committed.push({ type: e.type, runId: e.runId, workflowId: e.workflowId, stepId: e.stepId, attempt: e.attempt, status: e.status, at: e.at, payload: e.payload, seq } as RunEvent)
         }
       }
     })

@@ -1,7 +1,8 @@
 // Typed errors in mutation results: the engine's ValidationError, NotFoundError and ConflictError
 // become union members, never bare strings. Anything else is a real server error.
 import { builder } from './builder.ts'
-import { ConflictError, NotFoundError, ValidationError } from '../engine/errors.ts'
+import { GraphQLError } from 'graphql'
+import { ConflictError, NotFoundError, StorageError, ValidationError, isSqliteError } from '../engine/errors.ts'
 import type { ValidationIssue } from '../engine/interfaces.ts'
 
 export const ErrorInterface = builder.interfaceRef<{ message: string }>('Error').implement({
@@ -41,6 +42,17 @@ export async function asResult<T>(run: () => Promise<T> | T): Promise<T | TypedE
     if (error instanceof ValidationError) return { typename: 'ValidationError', message: error.message, issues: error.issues }
     if (error instanceof NotFoundError) return { typename: 'NotFoundError', message: error.message, issues: [] }
     if (error instanceof ConflictError) return { typename: 'ConflictError', message: error.message, issues: [] }
-    throw error
+    throw storageGraphQLError(error) ?? error
   }
+}
+
+/**
+ * The database refused the change (disk full, read-only, locked, I/O): a clear GraphQL error with
+ * code STORAGE_UNAVAILABLE instead of a masked "Unexpected error".
+ */
+export function storageGraphQLError(error: unknown): GraphQLError | undefined {
+  if (!(error instanceof StorageError) && !isSqliteError(error)) return undefined
+  const code = error.code
+  const message = error instanceof StorageError ? error.message : `the database refused the change (${code}: ${error.message}); nothing was changed`
+  return new GraphQLError(message, { extensions: { code: 'STORAGE_UNAVAILABLE', sqlite: code } })
 }

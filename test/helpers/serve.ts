@@ -107,12 +107,13 @@ export function serve(db: string, options: { config?: string; env?: Record<strin
 }
 
 /** Any CLI command, e.g. `['--import', 'tsx', 'src/cli.ts', 'migrate', '--db', db]`. */
-export function spawnCli(args: string[], env: Record<string, string> = {}): ServerProcess {
+export function spawnCli(args: string[], env: Record<string, string> = {}, user?: { uid: number; gid: number }): ServerProcess {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CONVEYOR_')))
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...clean, CONVEYOR_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(user ?? {}),
   })
   const proc = new ServerProcess(child)
   started.add(proc)
@@ -133,6 +134,8 @@ export async function post(url: string, query: string, variables?: Record<string
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
     body: JSON.stringify({ query, variables }),
+    // Bounded: a request the server never answers fails the test instead of hanging it.
+    signal: AbortSignal.timeout(60_000),
     ...init,
   })
   const text = await res.text()
