@@ -15,6 +15,9 @@ import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
 import { metricsText } from './metrics.ts'
 import { serveArtifact } from './artifact-route.ts'
 import { DEFAULT_MAX_UNREAD_BYTES, limitUnreadBytes } from './ws-flow-control.ts'
+import { useDocumentLimits } from './graphql-limits.ts'
+import { createRequire } from 'node:module'
+import type { DocumentNode, GraphQLError } from 'graphql'
 import { TokenStore } from './engine/tokens.ts'
 import {
   assertSafeBind, authenticate, connectionAuthorization, originAllowed, useAccessControl, useNoIntrospection,
@@ -69,6 +72,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     context: () => ({ orchestrator }),
     logging: logger,
     plugins: [
+      // Token, alias and directive limits on the document (graphql-limits.ts).
+      useDocumentLimits(),
       // A browser can send a "simple" cross-site request (a form: text/plain, urlencoded, multipart)
       // without asking first; those are refused unless they carry CSRF_HEADER.
       useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),
@@ -161,16 +166,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           params,
           ...(authRequired ? { connectionAuthorization: connectionAuthorization(ctx.connectionParams, ctx.extra.request) } : {}),
         })
+        // A document that does not parse (or is over the token limit) is an error message for this
+        // operation, not a thrown error that would close the whole connection (4500).
+        let document: DocumentNode
+        try {
+          document = parse(params.query)
+        } catch (error) {
+          if ((error as Error)?.name === 'GraphQLError') return asWsErrors([error as GraphQLError])
+          throw error
+        }
         const args = {
           schema: s,
           operationName: params.operationName,
-          document: parse(params.query),
+          document,
           variableValues: params.variables,
           contextValue: await contextFactory(),
           rootValue: { execute, subscribe },
         }
         const errors = validate(args.schema, args.document)
-        if (errors.length) return errors
+        if (errors.length) return asWsErrors(errors)
         return args as never
       },
     },
@@ -205,6 +219,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+}
+
+/**
+ * graphql-ws accepts only instances of the GraphQLError class it imports itself, and a bundler or test
+ * runner can hand us another copy of graphql (ESM beside CJS): rebuild the errors with its class.
+ */
+const WsGraphQLError = (createRequire(import.meta.url)('graphql') as typeof import('graphql')).GraphQLError
+function asWsErrors(errors: readonly GraphQLError[]): GraphQLError[] {
+  return errors.map((e: GraphQLError) => {
+    if ((e as unknown) instanceof WsGraphQLError) return e
+    return new WsGraphQLError(e.message, { nodes: e.nodes, extensions: e.extensions }) as GraphQLError
+  })
 }
 
 function isIntended(error: unknown): boolean {

@@ -2,6 +2,7 @@
 // compiled once per distinct text. A string that is exactly one expression keeps the value's type;
 // a string mixing text and expressions interpolates.
 import jsonata from 'jsonata'
+import { evaluateInSandbox, needsSandbox } from './expression-sandbox.ts'
 
 type Part = string | jsonata.Expression
 interface Compiled {
@@ -28,12 +29,21 @@ export function hasExpression(value: unknown): boolean {
   return false
 }
 
-/** Budget of one evaluation: a pathological expression fails instead of holding the engine. */
+/**
+ * Budget of one evaluation: a pathological expression fails instead of holding the engine. Those that
+ * could block inside one built-in call (regexes, $pad, $sort, ranges…) run in a worker thread that is
+ * stopped when the budget is spent (expression-sandbox.ts).
+ */
 export const EXPRESSION_LIMITS = { timeout: 1_000, stack: 500 }
+
+/** Compiled expressions that must be evaluated in the sandbox, with their text. */
+const sandboxed = new WeakMap<jsonata.Expression, string>()
 
 function compileExpression(text: string): jsonata.Expression {
   try {
-    return jsonata(text, EXPRESSION_LIMITS)
+    const expr = jsonata(text, EXPRESSION_LIMITS)
+    if (needsSandbox(expr)) sandboxed.set(expr, text)
+    return expr
   } catch (error) {
     const e = error as { message?: string; position?: number }
     throw new ExpressionError(text, `${e.message ?? 'does not parse'}${e.position !== undefined ? ` (at ${e.position})` : ''}`)
@@ -99,6 +109,8 @@ export function bareExpressionIssue(text: string): string | undefined {
 
 async function evaluate(expr: jsonata.Expression, scope: object, text: string): Promise<unknown> {
   try {
+    const source = sandboxed.get(expr)
+    if (source !== undefined) return await evaluateInSandbox(source, scope, undefined, EXPRESSION_LIMITS)
     return await expr.evaluate(scope)
   } catch (error) {
     throw new ExpressionError(text, (error as Error).message)

@@ -52,7 +52,7 @@ export async function asResult<T>(run: () => Promise<T> | T): Promise<T | TypedE
  */
 export function storageGraphQLError(error: unknown): GraphQLError | undefined {
   if (!(error instanceof StorageError) && !isSqliteError(error)) return undefined
-  const code = error.code
-  const message = error instanceof StorageError ? error.message : `the database refused the change (${code}: ${error.message}); nothing was changed`
+  const { code, message: reason } = error as Error & { code: string }
+  const message = error instanceof StorageError ? reason : `the database refused the change (${code}: ${reason}); nothing was changed`
   return new GraphQLError(message, { extensions: { code: 'STORAGE_UNAVAILABLE', sqlite: code } })
 }

@@ -3,6 +3,7 @@ import jsonata from 'jsonata'
 import { z } from 'zod'
 import { defineFactory } from '../factory.ts'
 import { NonRetryableError } from '../errors.ts'
+import { evaluateInSandbox, needsSandbox } from '../expression-sandbox.ts'
 
 /** Guardrails of one evaluation: JSONata's own timeout and recursion depth limits. */
 const EVALUATION_LIMITS = { timeout: 5_000, stack: 1_000 }
@@ -51,12 +52,22 @@ export const transformFactory = defineFactory({
       }),
       run: async ({ expression, input }, ctx) => {
         const expr = compile(expression)
+        const bindings = { steps: ctx.steps, previous: ctx.previous ?? null, runInput: ctx.input ?? null }
+        if (needsSandbox(expr)) {
+          // Regexes and the built-ins that can block inside one call run in a worker, stopped at the budget.
+          try {
+            return plain(await evaluateInSandbox(expression, input ?? null, bindings, EVALUATION_LIMITS, ctx.signal))
+          } catch (error) {
+            if (ctx.signal.aborted) throw ctx.signal.reason
+            throw new NonRetryableError(`expression failed: ${describe(error)}`)
+          }
+        }
         // Stops a long evaluation once the step is cancelled or timed out.
         expr.assign(Symbol.for('jsonata.__evaluate_entry') as unknown as string, () => {
           if (ctx.signal.aborted) throw ctx.signal.reason
         })
         try {
-          const result = await expr.evaluate(input ?? null, { steps: ctx.steps, previous: ctx.previous ?? null, runInput: ctx.input ?? null })
+          const result = await expr.evaluate(input ?? null, bindings)
           return plain(result)
         } catch (error) {
           if (ctx.signal.aborted) throw ctx.signal.reason
