@@ -233,76 +233,55 @@ export interface SubscriptionResult {
 }
 
 const CLIENT_SCRIPT = fileURLToPath(new URL('./sub-clients.ts', import.meta.url))
+const SERVER_SCRIPT = fileURLToPath(new URL('./sub-server.ts', import.meta.url))
 
 /**
- * `clients` graphql-ws clients (in a child process, so their CPU is not the server's heap) subscribe
- * to one run of `steps` steps whose first step waits for a signal; once every subscription is live
- * on the server the run is released. Latency = client receive time − the event's `at`.
+ * The server (bench/sub-server.ts) and `clients` graphql-ws clients (bench/sub-clients.ts) each run
+ * in a child process of their own, so the server's RSS is measured from a fresh process and the
+ * clients' CPU is not the bench's. The clients subscribe to one run of `steps` steps whose first
+ * step waits for a signal; once every subscription is live on the server the run is released.
+ * Latency = client receive time − the event's `at`.
  */
 export async function conveyorSubscriptions(o: { clients: number; steps: number; timeoutMs?: number }): Promise<SubscriptionResult> {
-  const bench = openConveyor()
-  let server: RunningServer | undefined
-  let child: ChildProcess | undefined
+  const spawnChild = (script: string, args: string[] = []) =>
+    spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const serverProcess = spawnChild(SERVER_SCRIPT, [String(o.steps)])
+  let clientProcess: ChildProcess | undefined
   try {
-    const { orchestrator } = bench
-    server = await startServer({ orchestrator, host: '127.0.0.1', port: 0 })
-    const steps = [
-      { id: 'gate', factory: 'control', action: 'approval', params: {} },
-      ...Array.from({ length: o.steps - 1 }, (_, i) => ({ id: `s${i + 1}`, factory: 'control', action: 'noop', params: { i: i + 1 } })),
-    ]
-    const workflowId = await orchestrator.createWorkflow('subscribed', { steps, parallel: false })
-    const { runId } = await orchestrator.startWorkflow(workflowId)
-    // Wait until the gate is WAITING (committed), then take the cursor every client starts after.
-    for (let i = 0; i < 500 && orchestrator.coordinator.readResult(runId).steps.gate?.status !== 'WAITING'; i++) await sleep(10)
-    const cursor = (orchestrator.context.conn.sqlite.prepare('SELECT max(seq) AS s FROM events').get() as { s: number }).s
-    const busBase = orchestrator.context.bus.size
-    global.gc?.()
-    await sleep(200)
-    const rssBase = process.memoryUsage().rss
-    let rssPeak = rssBase
-    const sampler = setInterval(() => {
-      rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
-    }, 25)
-    child = spawn(process.execPath, ['--import', 'tsx', CLIENT_SCRIPT], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    const messages = messageQueue(child)
-    child.send({ type: 'start', url: server.url.replace(/^http/, 'ws'), runId, after: String(cursor), clients: o.clients })
-    // Every subscription is live once the server has one more event-bus listener per client.
-    const deadline = Date.now() + 60_000
-    while (orchestrator.context.bus.size < busBase + o.clients) {
-      if (Date.now() > deadline) throw new Error(`only ${orchestrator.context.bus.size - busBase} of ${o.clients} subscriptions became live`)
-      await sleep(10)
-    }
+    const server = messageQueue(serverProcess)
+    const ready = (await server.next('ready', 120_000)) as { url: string; runId: string; cursor: number }
+    clientProcess = spawnChild(CLIENT_SCRIPT)
+    const clients = messageQueue(clientProcess)
+    clientProcess.send({ type: 'start', url: ready.url.replace(/^http/, 'ws'), runId: ready.runId, after: String(ready.cursor), clients: o.clients })
+    serverProcess.send({ type: 'wait-live', clients: o.clients })
+    await server.next('live', 180_000)
     const t0 = now()
-    await orchestrator.signalRun(runId, 'gate', { released: true })
-    const finished = await orchestrator.waitForRun(runId)
-    const completed = await messages.next('completed', o.timeoutMs ?? 900_000)
+    serverProcess.send({ type: 'release' })
+    const finished = (await server.next('finished', o.timeoutMs ?? 900_000)) as { status: string }
+    await clients.next('completed', o.timeoutMs ?? 900_000)
     const ms = now() - t0
-    clearInterval(sampler)
-    rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
-    const expected = (orchestrator.context.conn.sqlite
-      .prepare('SELECT seq FROM events WHERE run_id = ? AND seq > ? ORDER BY seq').all(runId, cursor) as { seq: number }[]).map((r) => r.seq)
-    child.send({ type: 'expected', seqs: expected })
-    const report = (await messages.next('report', 60_000)) as unknown as ClientReport
-    void completed
+    serverProcess.send({ type: 'stop', cursor: ready.cursor })
+    const stopped = (await server.next('stopped', 60_000)) as { rssBase: number; rssPeak: number; expected: number[]; eventsLost: number }
+    clientProcess.send({ type: 'expected', seqs: stopped.expected })
+    const report = (await clients.next('report', 60_000)) as unknown as ClientReport
     return {
-      clients: o.clients, steps: o.steps, eventsPerClient: expected.length, deliveries: report.deliveries,
+      clients: o.clients, steps: o.steps, eventsPerClient: stopped.expected.length, deliveries: report.deliveries,
       p50: report.p50, p99: report.p99, max: report.max, firstEventP99: report.firstEventP99,
       eventsLost: report.lost, duplicatesOrDisorder: report.disorder,
-      rssBaseMb: mb(rssBase), rssPeakMb: mb(rssPeak), rssGrowthMb: mb(rssPeak - rssBase),
+      rssBaseMb: mb(stopped.rssBase), rssPeakMb: mb(stopped.rssPeak), rssGrowthMb: mb(stopped.rssPeak - stopped.rssBase),
       deliveriesPerSec: (report.deliveries / ms) * 1000, ms,
       correctness: {
         runs: 1, succeeded: finished.status === 'SUCCEEDED' ? 1 : 0,
-        eventsLost: bench.eventsLost() + report.lost,
+        eventsLost: stopped.eventsLost + report.lost,
       },
     }
   } finally {
-    if (child && child.exitCode === null) {
+    for (const child of [clientProcess, serverProcess]) {
+      if (!child || child.exitCode !== null) continue
       child.send?.({ type: 'exit' })
-      await Promise.race([new Promise((r) => child!.once('exit', r)), sleep(5000)])
+      await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)])
       if (child.exitCode === null) child.kill('SIGKILL')
     }
-    await server?.close()
-    await bench.done()
   }
 }
 

@@ -55,7 +55,7 @@ describe('GraphQL over HTTP: limits on hostile documents', () => {
   it('depth, breadth and cost', async () => {
     const deep = Array.from({ length: 10 }).reduce<string>((inner) => `workflow { latestRun { ${inner} } }`, 'id')
     await refused(query(`{ runs(first: 1) { edges { node { ${deep} } } } }`), /too deep/)
-    await refused(query(`{ ${Array.from({ length: LIMITS.breadth + 10 }, (_, i) => `f${i}: factories { name }`).join(' ')} }`), /too (broad|complex)|aliases/)
+    await refused(query(`{ factories { ${'name '.repeat(LIMITS.breadth + 10)} } }`), /too broad/)
     await refused(query('{ runs(first: 500) { edges { node { steps { attemptHistory { attempt status error } params output } workflow { runs(first: 500) { edges { node { id } } } } } } } }'), /too complex/)
     // Introspection is outside the complexity plugin's depth count; the nesting limit bounds it.
     const nestedTypes = Array.from({ length: 70 }).reduce<string>((inner) => `ofType { ${inner} }`, 'name')
