@@ -226,6 +226,8 @@ export interface SubscriptionResult {
   rssBaseMb: number
   rssPeakMb: number
   rssGrowthMb: number
+  /** Server RSS once every client is connected and subscribed, before the run is released, − base. */
+  rssConnectedMb: number
   /** Deliveries per second, release to the last client's completion. */
   deliveriesPerSec: number
   ms: number
@@ -261,14 +263,14 @@ export async function conveyorSubscriptions(o: { clients: number; steps: number;
     await clients.next('completed', o.timeoutMs ?? 900_000)
     const ms = now() - t0
     serverProcess.send({ type: 'stop', cursor: ready.cursor })
-    const stopped = (await server.next('stopped', 60_000)) as { rssBase: number; rssPeak: number; expected: number[]; eventsLost: number }
+    const stopped = (await server.next('stopped', 60_000)) as { rssBase: number; rssPeak: number; rssConnected: number; expected: number[]; eventsLost: number }
     clientProcess.send({ type: 'expected', seqs: stopped.expected })
     const report = (await clients.next('report', 60_000)) as unknown as ClientReport
     return {
       clients: o.clients, steps: o.steps, eventsPerClient: stopped.expected.length, deliveries: report.deliveries,
       p50: report.p50, p99: report.p99, max: report.max, firstEventP99: report.firstEventP99,
       eventsLost: report.lost, duplicatesOrDisorder: report.disorder,
-      rssBaseMb: mb(stopped.rssBase), rssPeakMb: mb(stopped.rssPeak), rssGrowthMb: mb(stopped.rssPeak - stopped.rssBase),
+      rssBaseMb: mb(stopped.rssBase), rssPeakMb: mb(stopped.rssPeak), rssGrowthMb: mb(stopped.rssPeak - stopped.rssBase), rssConnectedMb: mb(stopped.rssConnected - stopped.rssBase),
       deliveriesPerSec: (report.deliveries / ms) * 1000, ms,
       correctness: {
         runs: 1, succeeded: finished.status === 'SUCCEEDED' ? 1 : 0,

@@ -40,6 +40,7 @@ const ROWS: RowSpec[] = [
   { scenario: '5 subscriptions', metric: 'deliveries/s', unit: '/s', better: 'higher', conveyor: 'subs.deliveriesPerSec', digits: 0 },
   { scenario: '5 subscriptions', metric: 'events lost', unit: '', better: 'lower', conveyor: 'subs.lost', digits: 0 },
   { scenario: '5 subscriptions', metric: 'server RSS growth', unit: 'MB', better: 'lower', conveyor: 'subs.rssGrowthMb', digits: 0 },
+  { scenario: '5 subscriptions', metric: 'of which: clients connected and subscribed, run not released', unit: 'MB', better: 'lower', conveyor: 'subs.rssConnectedMb', digits: 0 },
   { scenario: '6 reads', metric: 'runs(first: 100) + workflow + steps', unit: 'req/s', better: 'higher', conveyor: 'reads.requestsPerSec', digits: 0 },
   { scenario: '6 reads', metric: 'SQL statements, first: 10', unit: '', better: 'lower', conveyor: 'reads.statementsFirst10', digits: 0 },
   { scenario: '6 reads', metric: 'SQL statements, first: 100', unit: '', better: 'lower', conveyor: 'reads.statementsFirst100', digits: 0 },

@@ -211,6 +211,7 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
       m['subs.disorder'] = r.duplicatesOrDisorder
       m['subs.rssGrowthMb'] = r.rssGrowthMb
       m['subs.rssBaseMb'] = r.rssBaseMb
+      m['subs.rssConnectedMb'] = r.rssConnectedMb
       m['subs.deliveriesPerSec'] = r.deliveriesPerSec
       m['subs.eventsPerClient'] = r.eventsPerClient
       m['subs.ms'] = r.ms

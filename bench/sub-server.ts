@@ -17,6 +17,7 @@ async function main(steps: number): Promise<void> {
   let sampler: NodeJS.Timeout | undefined
   let rssBase = 0
   let rssPeak = 0
+  let rssConnected = 0
   let runId = ''
   let busBase = 0
   process.on('message', (m: { type: string; clients?: number }) => {
@@ -28,6 +29,7 @@ async function main(steps: number): Promise<void> {
           if (Date.now() > deadline) throw new Error(`only ${orchestrator.context.bus.size - busBase} of ${m.clients} subscriptions became live`)
           await sleep(10)
         }
+        rssConnected = process.memoryUsage().rss
         send({ type: 'live' })
       } else if (m.type === 'release') {
         await orchestrator.signalRun(runId, 'gate', { released: true })
@@ -41,7 +43,7 @@ async function main(steps: number): Promise<void> {
         const cursor = Number((m as { cursor?: number }).cursor ?? 0)
         const expected = (orchestrator.context.conn.sqlite
           .prepare('SELECT seq FROM events WHERE run_id = ? AND seq > ? ORDER BY seq').all(runId, cursor) as { seq: number }[]).map((r) => r.seq)
-        send({ type: 'stopped', rssBase, rssPeak, expected, eventsLost: bench.eventsLost() })
+        send({ type: 'stopped', rssBase, rssPeak, rssConnected, expected, eventsLost: bench.eventsLost() })
         await server?.close()
         await bench.done()
         process.exit(0)

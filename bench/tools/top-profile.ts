@@ -1,6 +1,6 @@
 // Summarises a V8 .cpuprofile: the functions with the most self time (and total time), with file:line.
 // Usage: npx tsx bench/tools/top-profile.ts FILE.cpuprofile [N] [filter]
-import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 
@@ -30,7 +30,6 @@ for (const dir of readdirSync(tmpdir()).filter((d) => d.startsWith('tsx-'))) {
       const list = cache.get(source) ?? []
       list.push({ code: entry.code, segments: decodeFirstLine(entry.map!.mappings) })
       cache.set(source, list)
-      void statSync
     } catch {}
   }
 }
