@@ -5,11 +5,13 @@
 // address even if the factory's own check were wrong.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type dns from 'node:dns'
+import { networkInterfaces } from 'node:os'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   orchestratorFromConfig, ValidationError, type ConveyorConfig, type ProjectOrchestrator, type RunEvent, type WorkflowDefinition,
 } from '../src/index.ts'
-import { parseRetryAfter } from '../src/engine/factories/http.ts'
+import { httpFactory, parseRetryAfter } from '../src/engine/factories/http.ts'
 import { retryDelay, resolveRetry } from '../src/engine/retry.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { ExecuteWorkflowDocument, CreateWorkflowDocument, RunDocument } from './generated/graphql.ts'
@@ -101,7 +103,11 @@ beforeAll(() => {
   vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
     const url = new URL(input instanceof Request ? input.url : String(input))
     fetched.push(url.href)
-    if (url.hostname !== '127.0.0.1') throw new Error(`test guard: refused to connect to ${url.host}`)
+    // Names are let through only to the factory's own connection pool (its resolver checks every
+    // address) and only under .test (reserved, never in public DNS) or localhost: the fake resolvers
+    // below answer for them, pointing at this machine.
+    const byName = (url.hostname.endsWith('.test') || url.hostname === 'localhost') && (init as { dispatcher?: unknown } | undefined)?.dispatcher !== undefined
+    if (url.hostname !== '127.0.0.1' && !byName) throw new Error(`test guard: refused to connect to ${url.host}`)
     return realFetch(input, init)
   })
 })
@@ -316,7 +322,7 @@ describe('http.request: the host allow-list', () => {
       'http://2130706433/', // 127.0.0.1 as one number
       `${server.origin}/x`,
     ]) {
-      expect(await blocked(o, url), url).toMatch(/not allowed: loopback, link-local and metadata addresses must be listed exactly/)
+      expect(await blocked(o, url), url).toMatch(/not allowed: loopback, link-local, metadata and this machine's own addresses must be listed exactly/)
     }
     expect(fetched).toEqual([])
     expect(server.seen).toEqual([])
@@ -336,6 +342,95 @@ describe('http.request: the host allow-list', () => {
   it('bad allow-list entries are refused when the factory is made', () => {
     expect(() => orchestratorFromConfig({ http: { allowedHosts: ['https://api.example.com'] } })).toThrow(/not a URL/)
     expect(() => orchestratorFromConfig({ http: { allowedHosts: ['api.*.com'] } })).toThrow(/wildcard/)
+  })
+})
+
+describe('http.request: addresses DNS gives', () => {
+  /** A resolver that answers from a fixed table (and records what it was asked): no DNS traffic. */
+  function fakeDns(table: Record<string, string[]>) {
+    const asked: string[] = []
+    const lookup = ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
+      asked.push(hostname)
+      const addresses = table[hostname]
+      if (!addresses) return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }))
+      const all = addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }))
+      return options.all ? callback(null, all) : callback(null, all[0]!.address, all[0]!.family)
+    }) as unknown as typeof dns.lookup
+    return { lookup, asked }
+  }
+
+  function withDns(allowedHosts: string[], table: Record<string, string[]>) {
+    const resolver = fakeDns(table)
+    const o = orchestratorFromConfig({ factories: { http: httpFactory({ allowedHosts, lookup: resolver.lookup }) } })
+    open.push(o)
+    return { o, asked: resolver.asked }
+  }
+
+  const ownAddress = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === 'IPv4')?.address
+
+  it('a name allowed by a wildcard that resolves to a loopback, metadata or own address is refused at connect time, without retry', async () => {
+    server.route('/secret', (_req, res) => json(res, 200, { secret: true }))
+    expect(ownAddress, 'this machine has a non-loopback IPv4 interface').toBeDefined()
+    const { o, asked } = withDns(['*'], {
+      'rebind.test': ['127.0.0.1'],
+      'v6.test': ['::1'],
+      'meta.test': ['169.254.169.254'],
+      'mixed.test': ['203.0.113.7', '127.0.0.1'], // one bad answer is enough
+      'self.test': [ownAddress!],
+    })
+    const cases: [string, RegExp][] = [
+      [`http://rebind.test:${server.port}/secret`, /^host rebind\.test resolves to 127\.0\.0\.1 \(loopback\), which is not allowed: list "127\.0\.0\.1:\d+"/],
+      [`http://v6.test:${server.port}/secret`, /resolves to ::1 \(loopback\)/],
+      ['http://meta.test/latest/meta-data/', /resolves to 169\.254\.169\.254 \(link-local\)/],
+      [`http://mixed.test:${server.port}/secret`, /resolves to 127\.0\.0\.1 \(loopback\)/],
+      [`http://self.test:${server.port}/secret`, /\(this machine's own address\)/],
+    ]
+    for (const [url, message] of cases) {
+      const { step } = await runOne(o, { params: { url } })
+      expect(step, url).toMatchObject({ status: 'FAILED', attempts: 1, error: expect.stringMatching(message) })
+    }
+    expect(asked).toEqual(['rebind.test', 'v6.test', 'meta.test', 'mixed.test', 'self.test'])
+    expect(server.seen).toEqual([])
+  })
+
+  it("this machine's own address in a URL is refused through a wildcard: at validation when literal, at run time when computed", async () => {
+    const { o } = withDns(['*'], {})
+    const url = `http://${ownAddress}:${server.port}/`
+    const error = await o.createWorkflow('own', { steps: [{ factory: 'http', action: 'request', params: { url } }] }).catch((e) => e)
+    expect(error).toBeInstanceOf(ValidationError)
+    expect((error as ValidationError).message).toMatch(/must be listed exactly .*is this machine's own address/)
+    const { step } = await runOne(o, { params: { url: '{{ input.url }}' } }, { url })
+    expect(step).toMatchObject({ status: 'FAILED', attempts: 1, error: expect.stringMatching(/must be listed exactly .*is this machine's own address/) })
+  })
+
+  it('listing the address itself allows a name that resolves to it; a sensitive name listed exactly may resolve to what it names', async () => {
+    server.route('/ok', (req, res) => json(res, 200, { host: req.headers.host }))
+    const { o } = withDns(['*.test', `127.0.0.1:${server.port}`, `localhost:${server.port}`], { 'svc.test': ['127.0.0.1'], localhost: ['127.0.0.1'] })
+    expect((await runOne(o, { params: { url: `http://svc.test:${server.port}/ok` } })).step).toMatchObject({
+      status: 'SUCCEEDED', output: { body: { host: `svc.test:${server.port}` } },
+    })
+    expect((await runOne(o, { params: { url: `http://localhost:${server.port}/ok` } })).step.status).toBe('SUCCEEDED')
+    // The address entry is for that port only.
+    const other = await runOne(o, { params: { url: 'http://svc.test:8/ok' } })
+    expect(other.step).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/resolves to 127\.0\.0\.1 \(loopback\)/) })
+    expect(server.hits('/ok')).toHaveLength(2)
+  })
+
+  it('a redirect to a name that resolves to a metadata address is refused before it is connected to', async () => {
+    server.route('/hop', (_req, res) => {
+      res.writeHead(302, { location: 'http://cloud.test/latest/meta-data/' })
+      res.end()
+    })
+    const { o, asked } = withDns([`127.0.0.1:${server.port}`, '*.test'], { 'cloud.test': ['169.254.169.254'] })
+    const { step } = await runOne(o, { params: { url: `${server.origin}/hop` } })
+    expect(step).toMatchObject({ status: 'FAILED', attempts: 1, error: expect.stringMatching(/^redirect refused: host cloud\.test resolves to 169\.254\.169\.254/) })
+    expect(asked).toEqual(['cloud.test'])
+  })
+
+  it('a name that does not resolve fails like any network error (retried)', async () => {
+    const { o } = withDns(['*.test'], {})
+    const { step } = await runOne(o, { params: { url: 'http://nowhere.test/' }, retry: { maxAttempts: 2, initialMs: 1 } })
+    expect(step).toMatchObject({ status: 'FAILED', attempts: 2, error: expect.stringMatching(/ENOTFOUND/) })
   })
 })
 

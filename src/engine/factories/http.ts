@@ -1,21 +1,30 @@
 // `http`: one HTTP request per step, with the global `fetch`. Secure by default: a request goes
-// only to hosts on the factory's allow-list (empty unless configured), and loopback, link-local and
-// cloud-metadata addresses need an exact entry even when a wildcard would match them. Redirects are
+// only to hosts on the factory's allow-list (empty unless configured), and loopback, link-local,
+// cloud-metadata and this machine's own addresses need an exact entry even when a wildcard would
+// match them, whether a URL names them or DNS answers with them (http-hosts.ts). Redirects are
 // followed by hand so that every hop is checked against the list before it is connected to.
+import type dns from 'node:dns'
+import { Agent } from 'undici'
 import { z } from 'zod'
 import { defineFactory } from '../factory.ts'
 import { NonRetryableError } from '../errors.ts'
 import type { ActionContext } from '../interfaces.ts'
+import { ADDRESS_REFUSED, hostPolicy, type HostPolicy } from './http-hosts.ts'
+
+export { hostPolicy, isSensitiveHost } from './http-hosts.ts'
 
 export interface HttpFactoryOptions {
   /**
    * Hosts requests may go to: `api.example.com` (any port), `api.example.com:8443` (that port only),
    * `*.example.com` (any subdomain, not example.com itself), `*` (any host), `[::1]:8080` for IPv6.
    * Default: empty, so every request is refused. Loopback, link-local and metadata addresses
-   * (127.0.0.0/8, ::1, 0.0.0.0, 169.254.0.0/16, fe80::/10, localhost, metadata.google.internal) are
-   * only allowed by an entry naming that exact host.
+   * (127.0.0.0/8, ::1, 0.0.0.0, 169.254.0.0/16, fe80::/10, localhost, metadata.google.internal) and
+   * this machine's own addresses are only allowed by an entry naming that exact host; a name that
+   * resolves to one of them needs an entry naming the address.
    */
   allowedHosts?: readonly string[]
+  /** The DNS resolver (default `dns.lookup`); its answers are checked before connecting. */
+  lookup?: typeof dns.lookup
   /** Largest response body read, in bytes; a bigger one fails the step. Default 10 MiB. */
   maxResponseBytes?: number
 }
@@ -76,100 +85,6 @@ function urlProblem(url: string): string | undefined {
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return `only http and https URLs are supported, not ${parsed.protocol}`
   return undefined
-}
-
-// ------------------------------------------------------------------------------ host allow-list
-
-interface HostRule {
-  /** Lowercased host without port; `*.suffix` or `*`. IPv6 in brackets, as URL.hostname has it. */
-  host: string
-  port: string | undefined
-  wildcard: boolean
-}
-
-function parseRule(entry: string): HostRule {
-  const text = entry.trim().toLowerCase()
-  if (!text) throw new TypeError('http factory: an allowedHosts entry is empty')
-  if (/[/?#@]/.test(text) || text.includes('://')) {
-    throw new TypeError(`http factory: allowedHosts entry "${entry}" must be a host or host:port, not a URL`)
-  }
-  const match = /^(\[[0-9a-f:.]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(text)
-  if (!match) throw new TypeError(`http factory: allowedHosts entry "${entry}" is not host or host:port`)
-  const host = match[1]!
-  if (host !== '*' && host.includes('*') && !/^\*\.[^*]+$/.test(host)) {
-    throw new TypeError(`http factory: allowedHosts entry "${entry}": a wildcard is only allowed as "*" or a leading "*."`)
-  }
-  // Normalise as the URL parser does (IDN to punycode, IPv4 forms, IPv6 compression) so that an
-  // entry matches exactly what a request URL's hostname will be.
-  let normalised = host
-  if (host !== '*') {
-    try {
-      normalised = host.startsWith('*.') ? `*.${new URL(`http://${host.slice(2)}/`).hostname}` : new URL(`http://${host}/`).hostname
-    } catch {
-      throw new TypeError(`http factory: allowedHosts entry "${entry}" is not a valid host`)
-    }
-  }
-  return { host: normalised, port: match[2], wildcard: host.startsWith('*') }
-}
-
-function parseIPv4(host: string): number[] | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host)
-  return m ? m.slice(1).map(Number) : undefined
-}
-
-function isSpecialIPv4(octets: number[]): boolean {
-  const [a, b] = octets as [number, number, number, number]
-  return a === 127 || a === 0 || (a === 169 && b === 254)
-}
-
-/**
- * Loopback, unspecified, link-local and cloud-metadata hosts: reachable through a wildcard never,
- * only by an exact entry. `hostname` is as URL.hostname gives it (lowercase, IPv6 in brackets).
- */
-export function isSensitiveHost(hostname: string): boolean {
-  const host = hostname.replace(/\.$/, '')
-  if (host === 'localhost' || host.endsWith('.localhost') || host === 'metadata.google.internal') return true
-  const v4 = parseIPv4(host)
-  if (v4) return isSpecialIPv4(v4)
-  if (host.startsWith('[')) {
-    const v6 = host.slice(1, -1)
-    if (v6 === '::1' || v6 === '::') return true
-    if (/^fe[89ab][0-9a-f]:/.test(v6)) return true // fe80::/10 link-local
-    if (v6 === 'fd00:ec2::254') return true // AWS metadata over IPv6
-    // IPv4-mapped and -compatible forms (::ffff:7f00:1 is 127.0.0.1).
-    const mapped = /^::(?:ffff:)?([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6)
-    if (mapped) {
-      const hi = parseInt(mapped[1]!, 16)
-      const lo = parseInt(mapped[2]!, 16)
-      return isSpecialIPv4([hi >> 8, hi & 255, lo >> 8, lo & 255])
-    }
-  }
-  return false
-}
-
-function defaultPort(url: URL): string {
-  return url.port || (url.protocol === 'https:' ? '443' : '80')
-}
-
-/** A checker of URLs against an allow-list: `undefined` when allowed, else why not. */
-export function hostPolicy(allowedHosts: readonly string[]): (url: URL) => string | undefined {
-  const rules = allowedHosts.map(parseRule)
-  return (url) => {
-    const host = url.hostname.toLowerCase()
-    const port = defaultPort(url)
-    const portOk = (rule: HostRule) => rule.port === undefined || rule.port === port
-    const exact = rules.some((r) => !r.wildcard && r.host === host.replace(/\.$/, '') && portOk(r))
-    if (exact) return undefined
-    const where = `${host}${url.port ? `:${url.port}` : ''}`
-    const byWildcard = rules.some((r) => r.wildcard && portOk(r) && (r.host === '*' || host.replace(/\.$/, '').endsWith(r.host.slice(1))))
-    if (byWildcard && isSensitiveHost(host)) {
-      return `host ${where} is not allowed: loopback, link-local and metadata addresses must be listed exactly in the http factory's allowedHosts`
-    }
-    if (byWildcard) return undefined
-    return rules.length === 0
-      ? `host ${where} is not allowed: the http factory's allowedHosts is empty (configure http.allowedHosts)`
-      : `host ${where} is not allowed by the http factory's allowedHosts`
-  }
 }
 
 // ------------------------------------------------------------------------------ the request
@@ -242,7 +157,7 @@ function failure(status: number, statusText: string, method: string, url: URL, t
   return Object.assign(new NonRetryableError(message), { status })
 }
 
-async function request(input: RequestInput, ctx: ActionContext, check: (url: URL) => string | undefined, maxBytes: number) {
+async function request(input: RequestInput, ctx: ActionContext, policy: HostPolicy, maxBytes: number) {
   const problem = urlProblem(input.url)
   if (problem) throw new NonRetryableError(problem)
   const url = new URL(input.url)
@@ -260,61 +175,77 @@ async function request(input: RequestInput, ctx: ActionContext, check: (url: URL
   let state: RequestState = { url, method: input.method, headers, body }
 
   for (let hop = 0; ; hop++) {
-    const denied = check(state.url)
+    const denied = policy.check(state.url)
     if (denied) throw new NonRetryableError(hop === 0 ? denied : `redirect refused: ${denied}`)
-    let response: Response
+    // One connection pool per hop, whose sockets resolve names through the policy's lookup.
+    const dispatcher = new Agent({ connect: { lookup: policy.lookupFor(state.url) } })
     try {
-      response = await fetch(state.url, { method: state.method, headers: state.headers, body: state.body, redirect: 'manual', signal })
-    } catch (error) {
-      if (ctx.signal.aborted) throw ctx.signal.reason
-      if (timeout.aborted) throw new Error(`request timed out after ${input.timeoutMs} ms: ${state.method} ${displayUrl(state.url)}`)
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause
-      throw new Error(`request failed: ${state.method} ${displayUrl(state.url)}: ${cause?.code ?? cause?.message ?? (error as Error).message}`)
-    }
-    const location = response.headers.get('location')
-    if (REDIRECT_STATUSES.has(response.status) && location !== null) {
-      await response.body?.cancel().catch(() => {})
-      if (hop >= MAX_REDIRECTS) throw new NonRetryableError(`more than ${MAX_REDIRECTS} redirects from ${input.method} ${displayUrl(url)}`)
-      let next: URL
-      try {
-        next = new URL(location, state.url)
-      } catch {
-        throw new NonRetryableError(`redirect to an invalid location "${location}"`)
+      const response = await send(state, dispatcher, signal, ctx, input.timeoutMs, hop)
+      const location = response.headers.get('location')
+      if (REDIRECT_STATUSES.has(response.status) && location !== null) {
+        await response.body?.cancel().catch(() => {})
+        if (hop >= MAX_REDIRECTS) throw new NonRetryableError(`more than ${MAX_REDIRECTS} redirects from ${input.method} ${displayUrl(url)}`)
+        let next: URL
+        try {
+          next = new URL(location, state.url)
+        } catch {
+          throw new NonRetryableError(`redirect to an invalid location "${location}"`)
+        }
+        if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new NonRetryableError(`redirect refused: ${next.protocol} URLs are not supported`)
+        state = redirected(state, response.status, next)
+        continue
       }
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new NonRetryableError(`redirect refused: ${next.protocol} URLs are not supported`)
-      state = redirected(state, response.status, next)
-      continue
+      return await settle(response, state, input.timeoutMs, timeout, ctx, maxBytes)
+    } finally {
+      void dispatcher.destroy().catch(() => {})
     }
-
-    let text: string
-    try {
-      text = state.method === 'HEAD' ? '' : await readBody(response, maxBytes)
-    } catch (error) {
-      if (ctx.signal.aborted) throw ctx.signal.reason
-      if (timeout.aborted) throw new Error(`request timed out after ${input.timeoutMs} ms reading the response: ${state.method} ${displayUrl(state.url)}`)
-      throw error
-    }
-    // 304 answers a conditional request (If-None-Match and the like): not a failure.
-    if ((response.status < 200 || response.status > 299) && response.status !== 304) {
-      throw failure(response.status, response.statusText, state.method, state.url, text, parseRetryAfter(response.headers.get('retry-after')))
-    }
-    const responseHeaders: Record<string, string> = {}
-    response.headers.forEach((value, name) => (responseHeaders[name] = value))
-    let parsed: unknown = text
-    if (isJson(response.headers.get('content-type'))) {
-      try {
-        parsed = text.trim() === '' ? null : JSON.parse(text)
-      } catch (error) {
-        throw new NonRetryableError(`response of ${state.method} ${displayUrl(state.url)} says JSON but does not parse: ${(error as Error).message}`)
-      }
-    }
-    return { status: response.status, headers: responseHeaders, body: parsed }
   }
+}
+
+async function send(state: RequestState, dispatcher: Agent, signal: AbortSignal, ctx: ActionContext, timeoutMs: number, hop: number): Promise<Response> {
+  try {
+    // `dispatcher` is undici's option, which Node's fetch (undici inside) honours.
+    const init = { method: state.method, headers: state.headers, body: state.body, redirect: 'manual', signal, dispatcher } as RequestInit
+    return await fetch(state.url, init)
+  } catch (error) {
+    if (ctx.signal.aborted) throw ctx.signal.reason
+    if (signal.aborted) throw new Error(`request timed out after ${timeoutMs} ms: ${state.method} ${displayUrl(state.url)}`)
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause
+    if (cause?.code === ADDRESS_REFUSED) throw new NonRetryableError(hop === 0 ? cause.message! : `redirect refused: ${cause.message}`)
+    throw new Error(`request failed: ${state.method} ${displayUrl(state.url)}: ${cause?.code ?? cause?.message ?? (error as Error).message}`)
+  }
+}
+
+/** The final response: its body read under the limit, a failure for non-2xx, JSON parsed. */
+async function settle(response: Response, state: RequestState, timeoutMs: number, timeout: AbortSignal, ctx: ActionContext, maxBytes: number) {
+  let text: string
+  try {
+    text = state.method === 'HEAD' ? '' : await readBody(response, maxBytes)
+  } catch (error) {
+    if (ctx.signal.aborted) throw ctx.signal.reason
+    if (timeout.aborted) throw new Error(`request timed out after ${timeoutMs} ms reading the response: ${state.method} ${displayUrl(state.url)}`)
+    throw error
+  }
+  // 304 answers a conditional request (If-None-Match and the like): not a failure.
+  if ((response.status < 200 || response.status > 299) && response.status !== 304) {
+    throw failure(response.status, response.statusText, state.method, state.url, text, parseRetryAfter(response.headers.get('retry-after')))
+  }
+  const responseHeaders: Record<string, string> = {}
+  response.headers.forEach((value, name) => (responseHeaders[name] = value))
+  let parsed: unknown = text
+  if (isJson(response.headers.get('content-type'))) {
+    try {
+      parsed = text.trim() === '' ? null : JSON.parse(text)
+    } catch (error) {
+      throw new NonRetryableError(`response of ${state.method} ${displayUrl(state.url)} says JSON but does not parse: ${(error as Error).message}`)
+    }
+  }
+  return { status: response.status, headers: responseHeaders, body: parsed }
 }
 
 /** The `http` factory with its own allow-list of hosts (empty by default: every request refused). */
 export function httpFactory(options: HttpFactoryOptions = {}) {
-  const check = hostPolicy(options.allowedHosts ?? [])
+  const policy = hostPolicy(options.allowedHosts ?? [], { lookup: options.lookup })
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
   return defineFactory({
     name: 'http',
@@ -324,10 +255,10 @@ export function httpFactory(options: HttpFactoryOptions = {}) {
         description:
           'One HTTP request. Output { status, headers, body } (body parsed when the response is JSON). ' +
           '2xx succeeds; 5xx, 429 and network errors are retried (Retry-After honoured); other statuses fail at once.',
-        input: requestInput(check),
+        input: requestInput(policy.check),
         output: responseOutput,
         retry: { maxAttempts: 3, backoff: 'exponential', initialMs: 500 },
-        run: (input, ctx) => request(input, ctx, check, maxBytes),
+        run: (input, ctx) => request(input, ctx, policy, maxBytes),
       },
     },
   })
