@@ -12,6 +12,7 @@ import {
 // build, yoga's Node import the CJS one), yoga would otherwise not recognise them as GraphQL errors.
 import { createGraphQLError, type Plugin } from 'graphql-yoga'
 import { SCOPES, type Scope, type TokenStore } from './engine/tokens.ts'
+import type { RevocationWatch } from './revocation.ts'
 
 /**
  * The scope each mutation needs. Queries and subscriptions need `read`. A mutation missing here
@@ -108,13 +109,16 @@ function forbidden(required: Scope, granted: readonly Scope[], http: boolean): G
 
 /**
  * Checks the caller's token and the operation's scope before every execute and subscribe, over
- * every transport. A denied operation runs nothing: its only result is the error.
+ * every transport. A denied operation runs nothing: its only result is the error. With `watch`, a
+ * subscription ends when its token is revoked (revocation.ts).
  */
-export function useAccessControl(tokens: TokenStore): Plugin<AccessContext> {
-  const check = (args: { contextValue: unknown; document: DocumentNode; operationName?: string | null }): GraphQLError | undefined => {
-    const context = args.contextValue as AccessContext
+export function useAccessControl(tokens: TokenStore, watch?: RevocationWatch): Plugin<AccessContext> {
+  const authorizationOf = (context: AccessContext) => {
     const ws = 'connectionAuthorization' in context
-    const authorization = ws ? context.connectionAuthorization : context.request?.headers.get('authorization') ?? undefined
+    return { ws, authorization: ws ? context.connectionAuthorization : context.request?.headers.get('authorization') ?? undefined }
+  }
+  const check = (args: { contextValue: unknown; document: DocumentNode; operationName?: string | null }): GraphQLError | undefined => {
+    const { ws, authorization } = authorizationOf(args.contextValue as AccessContext)
     const auth = authenticate(tokens, authorization, ws)
     if (!auth.ok) return unauthenticated(auth.reason, !ws)
     const required = operationScope(args.document, args.operationName)
@@ -128,9 +132,25 @@ export function useAccessControl(tokens: TokenStore): Plugin<AccessContext> {
     },
     onSubscribe({ args, setResultAndStopExecution }) {
       const denied = check(args)
-      if (denied) setResultAndStopExecution({ errors: [denied] })
+      if (denied) {
+        setResultAndStopExecution({ errors: [denied] })
+        return undefined
+      }
+      const { ws, authorization } = authorizationOf(args.contextValue as AccessContext)
+      const token = bearerToken(authorization, ws)
+      if (!watch || !token) return undefined
+      return {
+        onSubscribeResult({ result, setResult }) {
+          if (Symbol.asyncIterator in result) setResult(watch.guard(token, result))
+        },
+      }
     },
   }
+}
+
+/** The last result of a subscription whose token was revoked while it ran. */
+export function revokedResult(): { errors: GraphQLError[] } {
+  return { errors: [unauthenticated('the token of this subscription was revoked', false)] }
 }
 
 /**
@@ -190,4 +210,27 @@ export function originAllowed(request: IncomingMessage, allowedOrigins: readonly
   } catch {
     return false
   }
+}
+
+/**
+ * With auth off, the API is protected only by listening on loopback, and a web page can reach it
+ * anyway through DNS rebinding (its own name re-pointed to 127.0.0.1: same origin for the browser).
+ * Its requests still carry that name in Host, so requests are answered only for loopback names and
+ * the listed ones (`server.allowedHosts`). A request without Host (HTTP/1.0) passes.
+ */
+export function hostAllowed(request: IncomingMessage, allowedHosts: readonly string[]): boolean {
+  const host = request.headers.host
+  if (host === undefined) return true
+  let hostname: string
+  try {
+    hostname = new URL(`http://${host}/`).hostname
+  } catch {
+    return false
+  }
+  return isLoopback(hostname) || allowedHosts.some((h) => h.toLowerCase() === hostname || h.toLowerCase() === host.toLowerCase())
+}
+
+/** A plain HTTP route (metrics, artifact downloads) under auth: any valid token (every scope includes read). */
+export function authorizeRoute(tokens: TokenStore, request: IncomingMessage): Authentication {
+  return authenticate(tokens, request.headers.authorization)
 }

@@ -12,8 +12,11 @@ import type { ServerOptions } from './server.ts'
 export interface ConveyorConfig extends Omit<OrchestratorConfig, 'logger'> {
   factories?: Record<string, FactoryLike>
   templates?: Record<string, WorkflowDefinition>
-  /** `corsOrigins`: browser origins besides the server's own that may call the API (default: none). */
-  server?: { host?: string; port?: number; corsOrigins?: string[]; maxBufferedBytes?: number }
+  /**
+   * `corsOrigins`: browser origins besides the server's own that may call the API (default: none).
+   * `allowedHosts`: Host names besides loopback ones the server answers to while auth is off.
+   */
+  server?: { host?: string; port?: number; corsOrigins?: string[]; maxBufferedBytes?: number; allowedHosts?: string[] }
   /**
    * Bearer tokens with scopes (`conveyor token create`). Off by default, which allows only a loopback
    * host; `CONVEYOR_AUTH=required` turns it on as well.
@@ -57,6 +60,15 @@ export function authRequired(config: ConveyorConfig, env: NodeJS.ProcessEnv = pr
 }
 
 /** The access and endpoint options of a config (and CONVEYOR_AUTH) for startServer. */
-export function serverOptionsFromConfig(config: ConveyorConfig, env: NodeJS.ProcessEnv = process.env): Pick<ServerOptions, 'auth' | 'graphql' | 'corsOrigins' | 'maxBufferedBytes'> {
-  return { auth: { required: authRequired(config, env) }, graphql: config.graphql, corsOrigins: config.server?.corsOrigins, maxBufferedBytes: config.server?.maxBufferedBytes }
+export function serverOptionsFromConfig(
+  config: ConveyorConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Pick<ServerOptions, 'auth' | 'graphql' | 'corsOrigins' | 'maxBufferedBytes' | 'allowedHosts'> {
+  return {
+    auth: { required: authRequired(config, env) },
+    graphql: config.graphql,
+    corsOrigins: config.server?.corsOrigins,
+    maxBufferedBytes: config.server?.maxBufferedBytes,
+    allowedHosts: config.server?.allowedHosts,
+  }
 }

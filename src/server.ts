@@ -20,8 +20,11 @@ import { createRequire } from 'node:module'
 import type { DocumentNode, GraphQLError } from 'graphql'
 import { TokenStore } from './engine/tokens.ts'
 import {
-  assertSafeBind, authenticate, connectionAuthorization, originAllowed, useAccessControl, useNoIntrospection,
+  assertSafeBind, authenticate, authorizeRoute, connectionAuthorization, hostAllowed, originAllowed, revokedResult, useAccessControl,
+  useNoIntrospection,
 } from './access.ts'
+import { RevocationWatch } from './revocation.ts'
+import { ArtifactLinks } from './artifact-links.ts'
 
 export interface ServerOptions {
   orchestrator: ProjectOrchestrator
@@ -39,11 +42,21 @@ export interface ServerOptions {
    * Bearer-token authentication and scopes (access.ts). Off by default, and then the server only
    * listens on a loopback address. `tokens` defaults to the orchestrator's database.
    */
-  auth?: { required?: boolean; tokens?: TokenStore }
+  auth?: {
+    required?: boolean
+    tokens?: TokenStore
+    /** How often running subscriptions' tokens are checked again for revocation (ms). Default 1000. */
+    recheckMs?: number
+  }
   /** Both on by default. Introspection off rejects `__schema` / `__type` queries. */
   graphql?: { introspection?: boolean; graphiql?: boolean }
   /** Browser origins, besides the server's own, allowed to call the API (CORS and WebSocket). Default: none. */
   corsOrigins?: string[]
+  /**
+   * With auth off, requests are answered only when their Host is a loopback name (DNS-rebinding
+   * defence, access.ts `hostAllowed`) or one of these (`name` or `name:port`). Default: none.
+   */
+  allowedHosts?: string[]
 }
 
 /** Browsers must send this header (or a non-simple content-type such as application/json) on GraphQL requests. */
@@ -66,10 +79,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   assertSafeBind(host, authRequired)
   const tokens = options.auth?.tokens ?? new TokenStore(orchestrator.context.conn)
   const corsOrigins = options.corsOrigins ?? []
+  const allowedHosts = options.allowedHosts ?? []
+  const revocations = authRequired ? new RevocationWatch(tokens, revokedResult, options.auth?.recheckMs) : undefined
+  const links = authRequired ? new ArtifactLinks() : undefined
+  const signArtifactUrl = links ? (path: string, id: string) => links.sign(path, id) : undefined
   const yoga = createYoga<Record<string, never>, GraphQLContext>({
     schema,
     graphqlEndpoint: PATH,
-    context: () => ({ orchestrator }),
+    context: () => ({ orchestrator, signArtifactUrl }),
     logging: logger,
     plugins: [
       // Token, alias and directive limits on the document (graphql-limits.ts).
@@ -77,7 +94,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       // A browser can send a "simple" cross-site request (a form: text/plain, urlencoded, multipart)
       // without asking first; those are refused unless they carry CSRF_HEADER.
       useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),
-      ...(authRequired ? [useAccessControl(tokens)] : []),
+      ...(authRequired ? [useAccessControl(tokens, revocations)] : []),
       ...(options.graphql?.introspection === false ? [useNoIntrospection()] : []),
     ],
     // Yoga's default CORS reflects any origin, which would let any web page call a loopback server
@@ -102,17 +119,29 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   })
 
   const maxBody = options.maxBodyBytes ?? 1024 * 1024
+  const routeAllowed = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const auth = authorizeRoute(tokens, req)
+    if (!auth.ok) refuse(res, 401, auth.reason, { 'www-authenticate': 'Bearer' })
+    return auth.ok
+  }
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/'
+    if (!authRequired && !hostAllowed(req, allowedHosts)) {
+      refuse(res, 403, `Host "${req.headers.host}" is not allowed: with auth off the server answers only to loopback names (add it to server.allowedHosts, or turn auth on)`)
+      return
+    }
+    const [path = '/', search = ''] = (req.url ?? '/').split('?', 2)
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', activeRuns: orchestrator.coordinator.activeRuns }))
       return
     }
     if (path === '/metrics') {
+      if (authRequired && !routeAllowed(req, res)) return
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metricsText(orchestrator, { wsClients: wss.clients.size }))
       return
     }
     if (path.startsWith('/artifacts/') && (req.method === 'GET' || req.method === 'HEAD')) {
+      // A signed link from the API (artifact-links.ts) or a bearer token.
+      if (links && !links.verify(path.split('/')[2] ?? '', new URLSearchParams(search)) && !routeAllowed(req, res)) return
       serveArtifact(orchestrator, path, req.method, res)
       return
     }
@@ -141,7 +170,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     server,
     path: PATH,
     maxPayload: maxBody,
-    verifyClient: (info, done) => (originAllowed(info.req, corsOrigins) ? done(true) : done(false, 403, 'Forbidden origin')),
+    verifyClient: (info, done) => {
+      if (!authRequired && !hostAllowed(info.req, allowedHosts)) return done(false, 403, 'Forbidden host')
+      return originAllowed(info.req, corsOrigins) ? done(true) : done(false, 403, 'Forbidden origin')
+    },
   })
   limitUnreadBytes(wss, options.maxBufferedBytes ?? DEFAULT_MAX_UNREAD_BYTES, logger)
   const ws = useServer(
@@ -209,6 +241,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     async close() {
       if (closed) return
       closed = true
+      revocations?.close()
       // Clients get a close frame (1001); one that does not answer (it stopped reading) would hold the
       // shutdown for ws's 30 s close timeout: its socket is destroyed after a second instead.
       const stragglers = setTimeout(() => wss.clients.forEach((c) => c.terminate()), 1000)
@@ -219,6 +252,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+}
+
+function refuse(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ errors: [{ message }] }))
 }
 
 /**

@@ -7,6 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { request as httpRequest } from 'node:http'
 import pino from 'pino'
 import WebSocket from 'ws'
 import {
@@ -218,6 +219,76 @@ describe('CSRF prevention', () => {
     expect(await handshake(new URL(server.url).origin)).toBe(101)
     expect(await handshake('https://dash.example')).toBe(101)
     expect(await handshake()).toBe(101)
+  })
+})
+
+// ------------------------------------------------------------------------ DNS rebinding
+
+/** One HTTP request with a Host header of our choosing (fetch does not let a caller set Host). */
+function withHost(url: string, host: string, init: { method?: string; body?: string } = {}): Promise<{ status: number; body: string }> {
+  const target = new URL(url)
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: target.hostname, port: target.port, path: target.pathname, method: init.method ?? 'GET', headers: { host, 'content-type': 'application/json' } },
+      (res) => {
+        let body = ''
+        res.on('data', (c: Buffer) => (body += c.toString('utf8')))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      },
+    )
+    req.once('error', reject)
+    req.end(init.body)
+  })
+}
+
+function wsHandshake(url: string, host: string): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const socket = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws', { headers: { host } })
+    socket.once('open', () => {
+      socket.close()
+      resolve(101)
+    })
+    socket.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0)
+      socket.terminate()
+    })
+    socket.once('error', () => resolve(-1))
+  })
+}
+
+describe('DNS rebinding: with auth off, only loopback Host names are answered', () => {
+  it('a request whose Host is another name is refused (403) on every route and over WebSocket; nothing runs', async () => {
+    const server = await serve()
+    const port = new URL(server.url).port
+    const body = JSON.stringify({ query: CREATE, variables: { name: 'rebound' } })
+    for (const host of [`evil.example:${port}`, `127.0.0.1.evil.example:${port}`, 'evil.example']) {
+      const r = await withHost(server.url, host, { method: 'POST', body })
+      expect(r.status, host).toBe(403)
+      expect(JSON.parse(r.body).errors[0].message, host).toMatch(/^Host ".*" is not allowed: with auth off the server answers only to loopback names/)
+      expect((await withHost(server.url.replace('/graphql', '/healthz'), host)).status, host).toBe(403)
+      expect((await withHost(server.url.replace('/graphql', '/metrics'), host)).status, host).toBe(403)
+      expect(await wsHandshake(server.url, host), host).toBe(403)
+    }
+    expect(workflowsNamed(server, 'rebound').n).toBe(0)
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `127.1.2.3:${port}`]) {
+      expect((await withHost(server.url, host, { method: 'POST', body })).status, host).toBe(200)
+      expect(await wsHandshake(server.url, host), host).toBe(101)
+    }
+    expect(workflowsNamed(server, 'rebound').n).toBe(4)
+  })
+
+  it('server.allowedHosts adds names (any port, or name:port); with auth on any Host passes (the token protects)', async () => {
+    const listed = await serve({ server: { allowedHosts: ['conveyor.internal', 'ops.internal:8080'] } })
+    const port = new URL(listed.url).port
+    expect((await withHost(listed.url.replace('/graphql', '/healthz'), `conveyor.internal:${port}`)).status).toBe(200)
+    expect((await withHost(listed.url.replace('/graphql', '/healthz'), 'ops.internal:8080')).status).toBe(200)
+    expect((await withHost(listed.url.replace('/graphql', '/healthz'), 'ops.internal:9090')).status).toBe(403)
+    expect(await wsHandshake(listed.url, `conveyor.internal:${port}`)).toBe(101)
+
+    const authed = await serve({ auth: { required: true } })
+    expect((await withHost(authed.url.replace('/graphql', '/healthz'), 'evil.example')).status).toBe(200)
+    const refused = await withHost(authed.url, 'evil.example', { method: 'POST', body: JSON.stringify({ query: '{ __typename }' }) })
+    expect(refused.status).toBe(401)
   })
 })
 

@@ -3,13 +3,13 @@ import { RunRef, StepRef } from './refs.ts'
 import type { ArtifactRecord, StepRecord } from '../engine/catalog.ts'
 
 export const ArtifactType = builder.objectRef<ArtifactRecord>('Artifact').implement({
-  description: 'A file a step produced. Download it at `url` (relative to the server).',
+  description: 'A file a step produced. Download it at `url` (relative to the server; with auth on, a signed link valid for an hour).',
   fields: (t) => ({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
     mimeType: t.exposeString('mimeType'),
     size: t.exposeInt('size', { description: 'Bytes.' }),
-    url: t.string({ resolve: (a) => artifactUrl(a) }),
+    url: t.string({ resolve: (a, _, ctx) => (ctx.signArtifactUrl ? ctx.signArtifactUrl(artifactUrl(a), a.id) : artifactUrl(a)) }),
     stepId: t.exposeString('stepId', { nullable: true }),
     createdAt: t.field({ type: 'DateTime', resolve: (a) => a.createdAt }),
   }),
