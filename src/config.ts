@@ -15,8 +15,9 @@ export interface ConveyorConfig extends Omit<OrchestratorConfig, 'logger'> {
   /**
    * `corsOrigins`: browser origins besides the server's own that may call the API (default: none).
    * `allowedHosts`: Host names besides loopback ones the server answers to while auth is off.
+   * `maxBufferedBytes` (WebSocket) and `maxStallMs` (SSE): when a subscriber that stopped reading is closed.
    */
-  server?: { host?: string; port?: number; corsOrigins?: string[]; maxBufferedBytes?: number; allowedHosts?: string[] }
+  server?: { host?: string; port?: number; corsOrigins?: string[]; maxBufferedBytes?: number; maxStallMs?: number; allowedHosts?: string[] }
   /**
    * Bearer tokens with scopes (`conveyor token create`). Off by default, which allows only a loopback
    * host; `CONVEYOR_AUTH=required` turns it on as well.
@@ -63,12 +64,13 @@ export function authRequired(config: ConveyorConfig, env: NodeJS.ProcessEnv = pr
 export function serverOptionsFromConfig(
   config: ConveyorConfig,
   env: NodeJS.ProcessEnv = process.env,
-): Pick<ServerOptions, 'auth' | 'graphql' | 'corsOrigins' | 'maxBufferedBytes' | 'allowedHosts'> {
+): Pick<ServerOptions, 'auth' | 'graphql' | 'corsOrigins' | 'maxBufferedBytes' | 'maxStallMs' | 'allowedHosts'> {
   return {
     auth: { required: authRequired(config, env) },
     graphql: config.graphql,
     corsOrigins: config.server?.corsOrigins,
     maxBufferedBytes: config.server?.maxBufferedBytes,
+    maxStallMs: config.server?.maxStallMs,
     allowedHosts: config.server?.allowedHosts,
   }
 }

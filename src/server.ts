@@ -15,6 +15,7 @@ import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
 import { metricsText } from './metrics.ts'
 import { serveArtifact } from './artifact-route.ts'
 import { DEFAULT_MAX_UNREAD_BYTES, limitUnreadBytes } from './ws-flow-control.ts'
+import { DEFAULT_MAX_STALL_MS, limitStalledStreams } from './sse-flow-control.ts'
 import { useDocumentLimits } from './graphql-limits.ts'
 import { createRequire } from 'node:module'
 import type { DocumentNode, GraphQLError } from 'graphql'
@@ -38,6 +39,8 @@ export interface ServerOptions {
    * further behind is closed with 1013. Default 1 MiB.
    */
   maxBufferedBytes?: number
+  /** An SSE subscriber whose response has waited this long for the client to read is closed (sse-flow-control.ts). Default 10 s. */
+  maxStallMs?: number
   /**
    * Bearer-token authentication and scopes (access.ts). Off by default, and then the server only
    * listens on a loopback address. `tokens` defaults to the orchestrator's database.
@@ -176,6 +179,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   })
   limitUnreadBytes(wss, options.maxBufferedBytes ?? DEFAULT_MAX_UNREAD_BYTES, logger)
+  const stalls = limitStalledStreams(server, options.maxStallMs ?? DEFAULT_MAX_STALL_MS, logger)
   const ws = useServer(
     {
       // With auth on, the connection is refused without a valid token (close 4401); each operation
@@ -242,6 +246,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (closed) return
       closed = true
       revocations?.close()
+      stalls.close()
       // Clients get a close frame (1001); one that does not answer (it stopped reading) would hold the
       // shutdown for ws's 30 s close timeout: its socket is destroyed after a second instead.
       const stragglers = setTimeout(() => wss.clients.forEach((c) => c.terminate()), 1000)

@@ -11,9 +11,11 @@ import { createClient } from 'graphql-ws'
 import WebSocket from 'ws'
 import { ROOT, gql, killServers, readDb, serve, sleep } from './helpers/serve.ts'
 import { stalledSubscriber, type StalledClient } from './helpers/raw-ws.ts'
+import { stalledSseSubscriber } from './helpers/raw-sse.ts'
 
 const CONFIG = join(ROOT, 'test/fixtures/slow-subscribers.config.ts')
 const STALLED = Number(process.env.STALLED_CLIENTS ?? 200)
+const STALLED_SSE = Number(process.env.STALLED_SSE_CLIENTS ?? 50)
 const dir = mkdtempSync(join(tmpdir(), 'conveyor-slow-'))
 afterAll(async () => {
   await killServers()
@@ -112,6 +114,41 @@ describe('slow and vanished subscribers', () => {
     const closed = await Promise.all(stalled.map((c) => Promise.race([c.closed.then(() => true), sleep(10_000).then(() => false)])))
     for (const c of stalled) c.destroy()
     expect(closed.filter((x) => !x).length, 'stalled sockets the server left open').toBe(0)
+    proc.signal('SIGTERM')
+    expect(await proc.exited).toEqual({ code: 0, signal: null })
+  }, 240_000)
+
+  it(`${STALLED_SSE} SSE subscribers that stop reading: bounded memory, other clients unaffected, closed after server.maxStallMs`, async () => {
+    const db = join(dir, 'slow-sse.db')
+    const proc = serve(db, { config: CONFIG })
+    const url = await proc.url()
+    const origin = new URL(url).origin
+    const seqsOf = (runId: string) => readDb(db, (s) => (s.prepare('select seq from events where run_id = ? order by seq').all(runId) as { seq: number }[]).map((r) => r.seq))
+    const burst = chattyWorkflow(4, 5000)
+    const warm = await createAndRun(url, burst)
+    expect((await follow(url, warm)).seqs).toEqual(seqsOf(warm))
+    const heapBefore = await metric(origin, 'conveyor_process_heap_used_bytes')
+
+    const stalled: StalledClient[] = []
+    for (let i = 0; i < STALLED_SSE; i += 10) {
+      stalled.push(...(await Promise.all(Array.from({ length: Math.min(10, STALLED_SSE - i) }, () => stalledSseSubscriber(url, FIREHOSE)))))
+    }
+    const busy = await createAndRun(url, burst)
+    const normal = await follow(url, busy)
+    expect(normal.seqs, 'the normal client got every event of the run, in order').toEqual(seqsOf(busy))
+    const heapPeak = await metric(origin, 'conveyor_process_heap_used_bytes')
+
+    // Each stalled stream is closed once it has waited maxStallMs (2 s here) for its client to read.
+    const closedByLimit = () => proc.logs().filter((l) => l.msg === 'closing an SSE subscriber that stopped reading').length
+    while (closedByLimit() < STALLED_SSE) await sleep(100)
+    console.log(`slow-subscribers (SSE): ${JSON.stringify({ stalled: STALLED_SSE, events: normal.seqs.length, closed: closedByLimit(), heapBeforeMB: Math.round(heapBefore / 2 ** 20), heapPeakMB: Math.round(heapPeak / 2 ** 20) })}`)
+    expect(closedByLimit()).toBe(STALLED_SSE)
+    // Memory: far less than the 50 × ~20 MB they failed to read.
+    expect(heapPeak - heapBefore).toBeLessThan(100 * 2 ** 20)
+    for (const c of stalled) c.drain()
+    const closed = await Promise.all(stalled.map((c) => Promise.race([c.closed.then(() => true), sleep(10_000).then(() => false)])))
+    for (const c of stalled) c.destroy()
+    expect(closed.filter((x) => !x).length, 'stalled SSE sockets the server left open').toBe(0)
     proc.signal('SIGTERM')
     expect(await proc.exited).toEqual({ code: 0, signal: null })
   }, 240_000)
