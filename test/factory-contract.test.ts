@@ -7,6 +7,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import { z } from 'zod'
 import { defineFactory, orchestratorFromConfig, ValidationError, type ProjectOrchestrator } from '../src/index.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
+import { until } from './support/barrier.ts'
 import { CreateWorkflowDocument, FactoriesDocument, FactoryByNameDocument, FactoryHealthDocument } from './generated/graphql.ts'
 
 let t: TestServer | undefined
@@ -162,5 +163,23 @@ describe('Factory.health', () => {
     const second = await t.request(FactoryByNameDocument, { name: 'counted' })
     expect(second.data!.factory!.health).toMatchObject({ ok: true, message: 'call 2' })
     expect(calls).toBe(2)
+  })
+
+  it('callers that ask while a check is running share it: one call for 20 concurrent fields, a new one after', async () => {
+    let calls = 0
+    let answer!: () => void
+    const gate = new Promise<void>((resolve) => (answer = resolve))
+    t = await startTestServer({ factories: { slow: withHealth(async () => (calls++, await gate, { ok: true, message: `call ${calls}` })) } })
+    // 20 aliases of one field resolve concurrently within one request; they all ask while the first check waits.
+    const fields = Array.from({ length: 20 }, (_, i) => `f${i}: factory(name: "slow") { health { ok message checkedAt } }`).join(' ')
+    const burst = t.request<Record<string, { health: { message: string } }>, unknown>(`{ ${fields} }`)
+    await until(() => calls > 0)
+    answer()
+    const result = await burst
+    expect(result.errors).toBeUndefined()
+    expect(calls).toBe(1)
+    expect(new Set(Object.values(result.data!).map((f) => JSON.stringify(f.health))).size).toBe(1)
+    expect(result.data!.f0!.health).toMatchObject({ ok: true, message: 'call 1' })
+    expect((await t.request(FactoryByNameDocument, { name: 'slow' })).data!.factory!.health).toMatchObject({ message: 'call 2' })
   })
 })

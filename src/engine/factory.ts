@@ -48,9 +48,21 @@ export const HEALTH_CHECK_TIMEOUT_MS = 2000
 /**
  * Runs a factory's health check with a deadline. A check that throws, times out or answers
  * something other than `{ ok: boolean }` reports ok: false with the reason; a factory without a
- * check reports ok: true, "no health check".
+ * check reports ok: true, "no health check". Concurrent callers share one check.
  */
-export async function checkFactoryHealth(factory: RegisteredFactory, timeoutMs = HEALTH_CHECK_TIMEOUT_MS): Promise<FactoryHealthReport> {
+export function checkFactoryHealth(factory: RegisteredFactory, timeoutMs = HEALTH_CHECK_TIMEOUT_MS): Promise<FactoryHealthReport> {
+  // Callers asking while a check runs share it: a burst of health queries makes one call to what the
+  // factory depends on, not one each.
+  const running = checksInFlight.get(factory)
+  if (running) return running
+  const check = runHealthCheck(factory, timeoutMs).finally(() => checksInFlight.delete(factory))
+  checksInFlight.set(factory, check)
+  return check
+}
+
+const checksInFlight = new WeakMap<RegisteredFactory, Promise<FactoryHealthReport>>()
+
+async function runHealthCheck(factory: RegisteredFactory, timeoutMs: number): Promise<FactoryHealthReport> {
   if (!factory.health) return { ok: true, message: 'no health check', checkedAt: new Date() }
   let timer: NodeJS.Timeout | undefined
   try {
