@@ -934,6 +934,31 @@ describe('idempotent starts', () => {
     await Promise.all([k1, k2, none1, none2, elsewhere].map((s) => o.waitForRun(s.runId)))
   })
 
+  it('the same key with another input or params is a ConflictError and starts nothing; the same input in another key order is the same request', async () => {
+    const { o, wf, count, actionRuns } = await setup()
+    const first = await o.startWorkflow(wf, { region: 'eu', sizes: [1, 2], nested: { a: 1, b: 2 } }, { idempotencyKey: 'order-42' })
+    const reordered = await o.startWorkflow(wf, { nested: { b: 2, a: 1 }, sizes: [1, 2], region: 'eu' }, { idempotencyKey: 'order-42' })
+    expect(reordered.runId).toBe(first.runId)
+    for (const [input, params] of [
+      [{ region: 'us', sizes: [1, 2], nested: { a: 1, b: 2 } }, undefined],
+      [{ region: 'eu', sizes: [2, 1], nested: { a: 1, b: 2 } }, undefined],
+      [undefined, undefined],
+      [{ region: 'eu', sizes: [1, 2], nested: { a: 1, b: 2 } }, { x: { n: 1 } }],
+    ] as const) {
+      const error = await o.startWorkflow(wf, input, { idempotencyKey: 'order-42', params }).catch((e) => e)
+      expect(error, JSON.stringify(input)).toBeInstanceOf(ConflictError)
+      expect((error as Error).message).toBe(`idempotencyKey "order-42" was already used for run ${first.runId} with a different input or params`)
+    }
+    // Also while the first start is not committed yet.
+    const [a, b] = await Promise.allSettled([o.startWorkflow(wf, { n: 1 }, { idempotencyKey: 'race' }), o.startWorkflow(wf, { n: 2 }, { idempotencyKey: 'race' })])
+    expect(a.status).toBe('fulfilled')
+    expect(b.status === 'rejected' && b.reason).toBeInstanceOf(ConflictError)
+    await o.waitForRun(first.runId)
+    await o.waitForRun((a as PromiseFulfilledResult<{ runId: string }>).value.runId)
+    expect(count()).toBe(2)
+    expect(actionRuns()).toBe(2)
+  })
+
   it('an invalid key is rejected with a ValidationError and creates nothing', async () => {
     const { o, wf, count } = await setup()
     await expect(o.startWorkflow(wf, {}, { idempotencyKey: '' })).rejects.toBeInstanceOf(ValidationError)

@@ -13,7 +13,7 @@ import type { FactoryLike, RegisteredAction } from './factory.ts'
 import type { ExecutionHost } from './execution-host.ts'
 import type { RunResult, RunStatus, StepDefinition, StepResult, StepStatus, WorkflowDefinition } from './interfaces.ts'
 import { TERMINAL_RUN_STATUSES } from './interfaces.ts'
-import { checkRunInput } from './run-input.ts'
+import { checkRunInput, requestFingerprint } from './run-input.ts'
 import { ConflictError, NotFoundError, ValidationError, CancelledError, NonRetryableError, StorageError, errorMessage } from './errors.ts'
 import { newId } from './ids.ts'
 import { createHash } from 'node:crypto'
@@ -46,7 +46,7 @@ export class FactoryCoordinator implements ExecutionHost {
   private readonly manager: WorkflowManager
   private readonly active = new Map<string, RunExecution>()
   private readonly factoryWaiters = new Map<string, (() => void)[]>()
-  private readonly pendingKeys = new Map<string, string>()
+  private readonly pendingKeys = new Map<string, { runId: string; request: string }>()
   /** Child runs started here by `parentRunId\u0000stepId`, known before their rows are committed. */
   private readonly startedChildren = new Map<string, string>()
   private readonly rollbacks = new Map<string, RunRollback>()
@@ -182,19 +182,30 @@ export class FactoryCoordinator implements ExecutionHost {
           { path: 'idempotencyKey', message: 'must be a string of 1 to 200 characters' },
         ])
       }
-      const pending = this.pendingKeys.get(`${workflowId}\u0000${key}`)
-      if (pending) return { runId: pending, created: false }
-      const existing = findRunByIdempotencyKey(this.conn, workflowId, key)
-      if (existing) return { runId: existing.id, created: false }
     }
     const compiled = this.manager.load(workflowId)
     const checked = checkRunInput(compiled.definition.input, input)
     if (checked.issues.length > 0) throw new ValidationError('run input is invalid', checked.issues)
+    // A retried request gets the run its key started, if it asks for the same thing; the same key
+    // with another input or params is a client bug, answered as such (as Stripe does) rather than
+    // with a run that did something else.
+    const request = key !== undefined ? requestFingerprint(checked.value, options.params) : ''
+    if (key !== undefined) {
+      const pending = this.pendingKeys.get(`${workflowId}\u0000${key}`)
+      const existing = pending ?? (() => {
+        const row = findRunByIdempotencyKey(this.conn, workflowId, key)
+        return row ? { runId: row.id, request: requestFingerprint(row.input ?? undefined, row.params ?? undefined) } : undefined
+      })()
+      if (existing && existing.request !== request) {
+        throw new ConflictError(`idempotencyKey "${key}" was already used for run ${existing.runId} with a different input or params`)
+      }
+      if (existing) return { runId: existing.runId, created: false }
+    }
     const runId = newId('run')
     const now = Date.now()
     const execution = this.execution(compiled, { id: runId, input: checked.value, params: options.params }, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
     const keyId = key !== undefined ? `${workflowId}\u0000${key}` : undefined
-    if (keyId) this.pendingKeys.set(keyId, runId)
+    if (keyId) this.pendingKeys.set(keyId, { runId, request })
     this.journal.record(
       () => createRun(this.conn, {
         id: runId, workflowId, workflowVersion: compiled.version, status: 'PENDING', input: checked.value,

@@ -75,3 +75,20 @@ export function checkRunInput(
   if (r.success) return { value: r.data, issues: [] }
   return { value: undefined, issues: r.error.issues.map((i) => ({ path: formatPath(i.path, 'input'), message: i.message })) }
 }
+
+/**
+ * What a run was asked to do (its checked input and bound params) as one comparable string: JSON with
+ * object keys sorted, so `{a, b}` and `{b, a}` are the same request. Compares idempotent retries.
+ */
+export function requestFingerprint(input: unknown, params: unknown): string {
+  return canonicalJson({ input: input ?? null, params: params ?? null })
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value ?? null)
+}

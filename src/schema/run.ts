@@ -122,7 +122,7 @@ const ExecuteWorkflowInput = builder.inputType('ExecuteWorkflowInput', {
   fields: (t) => ({
     workflowId: t.id(),
     input: t.field({ type: 'JSON', required: false }),
-    idempotencyKey: t.string({ required: false, description: 'A retried request with the same key returns the same run.' }),
+    idempotencyKey: t.string({ required: false, description: 'A retried request with the same key returns the same run; the same key with another input is a ConflictError.' }),
   }),
 })
 
