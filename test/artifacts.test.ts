@@ -1,7 +1,6 @@
 // Artifacts: files an action stores through ctx.artifact, listed on runs and steps, downloadable.
 import { afterEach, describe, expect, it } from 'vitest'
-import { z } from 'zod'
-import { defineFactory } from '../src/index.ts'
+import { files } from './fixtures/files-factory.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { CreateWorkflowDocument, ExecuteWorkflowDocument } from './generated/graphql.ts'
 
@@ -10,15 +9,6 @@ afterEach(async () => {
   await t?.close()
 })
 
-const files = defineFactory({
-  name: 'files',
-  actions: {
-    write: {
-      input: z.object({ name: z.string(), text: z.string() }),
-      run: async ({ name, text }, ctx) => ctx.artifact({ name, mimeType: 'text/plain', data: text }),
-    },
-  },
-})
 
 describe('artifacts', () => {
   it('are listed on the run and the step and download with their bytes and type', async () => {

@@ -7,22 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
-import { z } from 'zod'
-import { defineFactory, orchestratorFromConfig, startServer, type ProjectOrchestrator, type RunningServer } from '../src/index.ts'
+import { files } from './fixtures/files-factory.ts'
+import { orchestratorFromConfig, startServer, type ProjectOrchestrator, type RunningServer } from '../src/index.ts'
 import { TokenStore } from '../src/engine/tokens.ts'
 import { ArtifactLinks } from '../src/artifact-links.ts'
 import { until } from './support/barrier.ts'
 import { overHttp, overSse, overWs, type Json } from './helpers/access.ts'
 
-const files = defineFactory({
-  name: 'files',
-  actions: {
-    write: {
-      input: z.object({ name: z.string(), text: z.string() }),
-      run: async ({ name, text }, ctx) => ctx.artifact({ name, mimeType: 'text/plain', data: text }),
-    },
-  },
-})
 
 let dir: string
 let o: ProjectOrchestrator

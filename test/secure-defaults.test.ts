@@ -200,20 +200,7 @@ describe('CSRF prevention', () => {
 
   it('a WebSocket handshake from another origin is refused (403); same-origin, listed or no Origin is accepted', async () => {
     const server = await serve({ server: { corsOrigins: ['https://dash.example'] } })
-    const wsUrl = server.url.replace(/^http/, 'ws')
-    const handshake = (origin?: string) =>
-      new Promise<number>((resolve) => {
-        const socket = new WebSocket(wsUrl, 'graphql-transport-ws', origin ? { origin } : {})
-        socket.once('open', () => {
-          socket.close()
-          resolve(101)
-        })
-        socket.once('unexpected-response', (_req, res) => {
-          resolve(res.statusCode ?? 0)
-          socket.terminate()
-        })
-        socket.once('error', () => resolve(-1))
-      })
+    const handshake = (origin?: string) => wsHandshake(server.url, origin ? { origin } : {})
     expect(await handshake('https://evil.example')).toBe(403)
     expect(await handshake('http://localhost.evil.example')).toBe(403)
     expect(await handshake(new URL(server.url).origin)).toBe(101)
@@ -241,9 +228,13 @@ function withHost(url: string, host: string, init: { method?: string; body?: str
   })
 }
 
-function wsHandshake(url: string, host: string): Promise<number> {
+/** The HTTP status of a WebSocket handshake (101 when accepted). */
+function wsHandshake(url: string, options: { origin?: string; host?: string }): Promise<number> {
   return new Promise<number>((resolve) => {
-    const socket = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws', { headers: { host } })
+    const socket = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws', {
+      ...(options.origin ? { origin: options.origin } : {}),
+      ...(options.host ? { headers: { host: options.host } } : {}),
+    })
     socket.once('open', () => {
       socket.close()
       resolve(101)
@@ -267,12 +258,12 @@ describe('DNS rebinding: with auth off, only loopback Host names are answered', 
       expect(JSON.parse(r.body).errors[0].message, host).toMatch(/^Host ".*" is not allowed: with auth off the server answers only to loopback names/)
       expect((await withHost(server.url.replace('/graphql', '/healthz'), host)).status, host).toBe(403)
       expect((await withHost(server.url.replace('/graphql', '/metrics'), host)).status, host).toBe(403)
-      expect(await wsHandshake(server.url, host), host).toBe(403)
+      expect(await wsHandshake(server.url, { host }), host).toBe(403)
     }
     expect(workflowsNamed(server, 'rebound').n).toBe(0)
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `127.1.2.3:${port}`]) {
       expect((await withHost(server.url, host, { method: 'POST', body })).status, host).toBe(200)
-      expect(await wsHandshake(server.url, host), host).toBe(101)
+      expect(await wsHandshake(server.url, { host }), host).toBe(101)
     }
     expect(workflowsNamed(server, 'rebound').n).toBe(4)
   })
@@ -283,7 +274,7 @@ describe('DNS rebinding: with auth off, only loopback Host names are answered', 
     expect((await withHost(listed.url.replace('/graphql', '/healthz'), `conveyor.internal:${port}`)).status).toBe(200)
     expect((await withHost(listed.url.replace('/graphql', '/healthz'), 'ops.internal:8080')).status).toBe(200)
     expect((await withHost(listed.url.replace('/graphql', '/healthz'), 'ops.internal:9090')).status).toBe(403)
-    expect(await wsHandshake(listed.url, `conveyor.internal:${port}`)).toBe(101)
+    expect(await wsHandshake(listed.url, { host: `conveyor.internal:${port}` })).toBe(101)
 
     const authed = await serve({ auth: { required: true } })
     expect((await withHost(authed.url.replace('/graphql', '/healthz'), 'evil.example')).status).toBe(200)

@@ -62,6 +62,16 @@ async function follow(url: string, runId: string): Promise<{ seqs: number[]; ms:
   return { seqs, ms: Date.now() - started }
 }
 
+/** Reading again, each stalled client finds its connection closed by the server; then the server stops cleanly. */
+async function expectClosedAndStop(stalled: StalledClient[], proc: ReturnType<typeof serve>): Promise<void> {
+  for (const c of stalled) c.drain()
+  const closed = await Promise.all(stalled.map((c) => Promise.race([c.closed.then(() => true), sleep(10_000).then(() => false)])))
+  for (const c of stalled) c.destroy()
+  expect(closed.filter((x) => !x).length, 'stalled sockets the server left open').toBe(0)
+  proc.signal('SIGTERM')
+  expect(await proc.exited).toEqual({ code: 0, signal: null })
+}
+
 describe('slow and vanished subscribers', () => {
   it(`${STALLED} clients that stop reading: bounded memory, other clients unaffected, stalled sockets closed`, async () => {
     const db = join(dir, 'slow.db')
@@ -109,13 +119,7 @@ describe('slow and vanished subscribers', () => {
     expect(heapPeak - heapBefore).toBeLessThan(100 * 2 ** 20)
     expect(rssPeak - rssBefore).toBeLessThan(200 * 2 ** 20)
 
-    // Reading again, each stalled client finds its connection closed by the server.
-    for (const c of stalled) c.drain()
-    const closed = await Promise.all(stalled.map((c) => Promise.race([c.closed.then(() => true), sleep(10_000).then(() => false)])))
-    for (const c of stalled) c.destroy()
-    expect(closed.filter((x) => !x).length, 'stalled sockets the server left open').toBe(0)
-    proc.signal('SIGTERM')
-    expect(await proc.exited).toEqual({ code: 0, signal: null })
+    await expectClosedAndStop(stalled, proc)
   }, 240_000)
 
   it(`${STALLED_SSE} SSE subscribers that stop reading: bounded memory, other clients unaffected, closed after server.maxStallMs`, async () => {
@@ -145,11 +149,6 @@ describe('slow and vanished subscribers', () => {
     expect(closedByLimit()).toBe(STALLED_SSE)
     // Memory: far less than the 50 × ~20 MB they failed to read.
     expect(heapPeak - heapBefore).toBeLessThan(100 * 2 ** 20)
-    for (const c of stalled) c.drain()
-    const closed = await Promise.all(stalled.map((c) => Promise.race([c.closed.then(() => true), sleep(10_000).then(() => false)])))
-    for (const c of stalled) c.destroy()
-    expect(closed.filter((x) => !x).length, 'stalled SSE sockets the server left open').toBe(0)
-    proc.signal('SIGTERM')
-    expect(await proc.exited).toEqual({ code: 0, signal: null })
+    await expectClosedAndStop(stalled, proc)
   }, 240_000)
 })

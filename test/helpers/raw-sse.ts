@@ -1,7 +1,7 @@
 // A GraphQL-over-SSE subscriber on a raw TCP socket that stops reading once the stream has started
 // (the socket is paused for good): a vanished browser tab or a hung client.
 import { connect } from 'node:net'
-import type { StalledClient } from './raw-ws.ts'
+import { stopReading, type StalledClient } from './raw-ws.ts'
 
 export async function stalledSseSubscriber(url: string, query: string, variables: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<StalledClient> {
   const { hostname, port, pathname } = new URL(url)
@@ -35,19 +35,5 @@ export async function stalledSseSubscriber(url: string, query: string, variables
     socket.on('data', onData)
   })
   // From here on nothing is read.
-  socket.pause()
-  return {
-    socket,
-    get received() {
-      return received
-    },
-    closed,
-    drain() {
-      socket.on('data', (chunk: Buffer) => (received += chunk.length))
-      socket.resume()
-    },
-    destroy() {
-      socket.destroy()
-    },
-  }
+  return stopReading(socket, received, closed)
 }

@@ -80,6 +80,11 @@ export async function stalledSubscriber(url: string, query: string, variables: R
   await waitFor('connection_ack')
   socket.write(frame(JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables } })))
   // From here on nothing is read: data piles up in the kernel buffers, then on the server.
+  return stopReading(socket, received, closed)
+}
+
+/** Pauses `socket` for good and describes it as a stalled client (`received`: bytes read so far). */
+export function stopReading(socket: Socket, received: number, closed: Promise<void>): StalledClient {
   socket.pause()
   return {
     socket,
