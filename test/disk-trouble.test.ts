@@ -19,6 +19,9 @@ import { createInterface } from 'node:readline'
 import Database from 'better-sqlite3'
 import { ROOT, gql, integrity, killServers, post, readDb, serve, sleep, spawnCli, type Json } from './helpers/serve.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
+import { latch, until } from './support/barrier.ts'
+import pino from 'pino'
+import { defineFactory, orchestratorFromConfig } from '../src/index.ts'
 
 const CONFIG = join(ROOT, 'test/fixtures/crash-loop.config.ts')
 const SLOW = 180_000
@@ -202,6 +205,54 @@ describe('a full disk', () => {
     expect(journal.failing).toBe(false)
     expect(readDb(db, (s) => (s.prepare('select count(*) as n from runs').get() as { n: number }).n)).toBe(1)
     expect(integrity(db)).toBe('ok')
+  }, SLOW)
+
+  it('while commits fail, no new action starts (its start and result could not be recorded); the chain goes on once space returns', async () => {
+    const calls: string[] = []
+    const o = orchestratorFromConfig({ database: join(dir, 'gate.db') }, { logger: pino({ level: 'silent' }) })
+    try {
+      // Each step's output is 64 KB: every commit needs new pages, so a page limit refuses it.
+      const hold = latch()
+      o.registerFactory('big', defineFactory({
+        name: 'big',
+        actions: {
+          write: {
+            run: async (_: unknown, ctx) => {
+              calls.push(ctx.stepId)
+              if (ctx.stepId === 's2') await hold.wait()
+              // Like real I/O, an action ends in a later turn, after the commit of the turn it started in.
+              await new Promise((resolve) => setImmediate(resolve))
+              return 'x'.repeat(64 * 1024)
+            },
+          },
+        },
+      }))
+      const steps = Array.from({ length: 20 }, (_, i) => ({ id: `s${i}`, factory: 'big', action: 'write', ...(i ? { dependsOn: [`s${i - 1}`] } : {}) }))
+      const id = await o.createWorkflow('gated_chain', { steps })
+      const { sqlite } = o.context.conn
+      const journal = o.context.journal
+      const { runId } = await o.startWorkflow(id)
+      // s2 is running; its 64 KB result will not fit.
+      await until(() => calls.length === 3 && journal.pending === 0)
+      sqlite.pragma(`max_page_count = ${sqlite.pragma('page_count', { simple: true }) as number}`)
+      hold.open()
+      await until(() => journal.failing)
+      // s3 started in the turn s2 ended (dependents start at once, in the same commit as their
+      // dependency's result). That commit is refused; many refused retries later (every 50 ms),
+      // s3 has ended but s4 has not started.
+      const failures = journal.failures
+      await until(() => journal.failures >= failures + 10)
+      expect(calls, 'actions started while the database refused every commit').toEqual(['s0', 's1', 's2', 's3'])
+      expect(journal.failing).toBe(true)
+
+      sqlite.pragma('max_page_count = 1073741823')
+      const result = await o.waitForRun(runId)
+      expect(result.status).toBe('SUCCEEDED')
+      expect(calls).toEqual(steps.map((s) => s.id))
+      expect(integrity(join(dir, 'gate.db'))).toBe('ok')
+    } finally {
+      await o.close()
+    }
   }, SLOW)
 
   it.skipIf(!MOUNT)('a real 16 MiB filesystem filling up: the server keeps going, recovers when space is freed, and a restart after SIGKILL resumes', async () => {

@@ -24,6 +24,8 @@ export class Journal {
   failures = 0
   lastError: Error | undefined
   private lastReported = 0
+  /** Called once commits go through again (see `whenHealthy`). */
+  private healthyWaiters: (() => void)[] = []
 
   constructor(
     private readonly conn: Connection,
@@ -51,6 +53,15 @@ export class Journal {
   /** The last commit was refused for a reason that may pass (disk full, read-only, busy, I/O) and changes are waiting. */
   get failing(): boolean {
     return this.lastError !== undefined && isTransient(this.lastError) && this.queue.length > 0
+  }
+
+  /**
+   * Runs `ready` now, or once the database takes commits again while it is `failing`: work whose
+   * result could not be recorded (a new action started) waits instead of piling up unrecorded.
+   */
+  whenHealthy(ready: () => void): void {
+    if (this.failing && !this.closed) this.healthyWaiters.push(ready)
+    else ready()
   }
 
   private schedule(): void {
@@ -105,6 +116,11 @@ export class Journal {
     this.lastError = undefined
     if (committed.length > 0) this.onCommit(committed)
     for (const entry of batch) entry.after?.()
+    if (this.healthyWaiters.length > 0) {
+      const ready = this.healthyWaiters
+      this.healthyWaiters = []
+      for (const resume of ready) resume()
+    }
     // Work queued by the callbacks goes in the next commit.
     if (this.queue.length > 0) this.schedule()
     return true

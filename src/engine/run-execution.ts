@@ -500,6 +500,13 @@ export class RunExecution {
       this.host.pools.release(pools)
       return
     }
+    if (this.host.journal.failing) {
+      // The database refuses commits (disk full, read-only): start nothing whose start and result
+      // could not be recorded; the step takes its turn for a slot again once commits go through.
+      this.host.pools.release(pools)
+      this.host.journal.whenHealthy(() => this.enqueueRegistered(state))
+      return
+    }
     const attempt = ++state.attempts
     state.status = 'RUNNING'
     state.held = pools
