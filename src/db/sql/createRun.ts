@@ -48,18 +48,38 @@ export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): void
 
 /** Step rows in chunks (a forEach adds its items' rows while the run goes on). */
 export function insertSteps(conn: Connection, runId: string, steps: NewStep[]): void {
-  const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
   for (let i = 0; i < steps.length; i += STEP_CHUNK) {
-    const chunk = steps.slice(i, i + STEP_CHUNK)
-    const sql = `INSERT INTO steps (run_id, step_id, parent_step_id, kind, factory, action, status, output, params, attempts, completed_order)
-      VALUES ${chunk.map(() => row).join(', ')}`
-    conn.statement(sql).run(
-      ...chunk.flatMap((s) => [
-        runId, s.stepId, s.parentStepId, s.kind, s.factory, s.action, s.status ?? 'PENDING', json(s.output), json(s.params),
-        s.attempts ?? 0, s.completedOrder ?? null,
-      ]),
-    )
+    const n = Math.min(STEP_CHUNK, steps.length - i)
+    const args: unknown[] = new Array(n * 11)
+    for (let k = 0, a = 0; k < n; k++) {
+      const s = steps[i + k]!
+      args[a++] = runId
+      args[a++] = s.stepId
+      args[a++] = s.parentStepId
+      args[a++] = s.kind
+      args[a++] = s.factory
+      args[a++] = s.action
+      args[a++] = s.status ?? 'PENDING'
+      args[a++] = json(s.output)
+      args[a++] = json(s.params)
+      args[a++] = s.attempts ?? 0
+      args[a++] = s.completedOrder ?? null
+    }
+    conn.statement(insertStepsSql(n)).run(args)
   }
+}
+
+// The multi-row INSERT's text for each chunk size, built once.
+const insertStepsSqlBySize: string[] = []
+
+function insertStepsSql(rows: number): string {
+  let sql = insertStepsSqlBySize[rows]
+  if (sql === undefined) {
+    sql = `INSERT INTO steps (run_id, step_id, parent_step_id, kind, factory, action, status, output, params, attempts, completed_order)
+      VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`
+    insertStepsSqlBySize[rows] = sql
+  }
+  return sql
 }
 
 function json(value: unknown): string | null {
