@@ -19,7 +19,7 @@ import { assertRunTransition, assertStepTransition, SETTLED_STEP_STATUSES } from
 import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from './expressions.ts'
 import { resolveRetry, retryDelay } from './retry.ts'
 import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
-import { summarize, toJson } from './summary.ts'
+import { summarize, summarizeText, toJson, toJsonText } from './summary.ts'
 import { insertSteps } from '../db/sql/createRun.ts'
 
 /** Items one forEach may fan out into. */
@@ -597,8 +597,10 @@ export class RunExecution {
       return
     }
     let output: unknown
+    let outputText: string
     try {
-      output = toJson(action.definition.output ? action.definition.output.parse(raw) : raw)
+      // The JSON text is kept for the step row and the event's summary: stringified once.
+      ;({ value: output, text: outputText } = toJsonText(action.definition.output ? action.definition.output.parse(raw) : raw))
     } catch (error) {
       this.attemptFailed(state, action, new NonRetryableError(`output does not match the action's schema: ${errorMessage(error)}`))
       return
@@ -622,7 +624,7 @@ export class RunExecution {
     }
     const started = start && start.attempt === attempt && journal.supersede(state.runningEntry) ? start : undefined
     state.runningEntry = state.attemptEntry = state.start = undefined
-    this.settle(state, 'SUCCEEDED', { output, started })
+    this.settle(state, 'SUCCEEDED', { output, outputText, started })
   }
 
   // ---------------------------------------------------------------- waits (signals and timers)
@@ -779,7 +781,9 @@ export class RunExecution {
   private settle(
     state: StepState,
     status: 'SUCCEEDED' | 'FAILED' | 'SKIPPED' | 'CANCELLED',
-    extra: { output?: unknown; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean; started?: StepAttemptStart },
+    extra: {
+      output?: unknown; outputText?: string; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean; started?: StepAttemptStart
+    },
   ): void {
     assertStepTransition(state.node.id, state.status, status)
     clearTimeout(state.timer)
@@ -792,7 +796,8 @@ export class RunExecution {
     const at = Date.now()
     const order = status === 'SUCCEEDED' ? ++this.completed : null
     const payload: Record<string, unknown> = {}
-    if (status === 'SUCCEEDED') payload.output = summarize(extra.output)
+    const outputText = extra.outputText
+    if (status === 'SUCCEEDED') payload.output = outputText === undefined ? summarize(extra.output) : summarizeText(extra.output, outputText)
     if (extra.error !== undefined) payload.error = extra.error
     if (extra.reason !== undefined) payload.reason = extra.reason
     if (extra.retryable !== undefined) payload.retryable = extra.retryable
@@ -801,7 +806,7 @@ export class RunExecution {
     const started = extra.started
     this.record(
       () => settleStep(this.host.conn, {
-        runId: this.id, stepId: state.node.id, status, output: extra.output, error: extra.error ?? null, at, completedOrder: order, started,
+        runId: this.id, stepId: state.node.id, status, output: extra.output, outputText, error: extra.error ?? null, at, completedOrder: order, started,
       }),
       type,
       state,

@@ -5,6 +5,8 @@ export interface StepSettlement {
   stepId: string
   status: string
   output?: unknown
+  /** `output`'s JSON text when the caller has it already. */
+  outputText?: string
   error?: string | null
   at: number
   /** Position among the run's succeeded steps; rollback compensates in reverse of it. */
@@ -26,7 +28,7 @@ export function settleStep(conn: Connection, s: StepSettlement): void {
          WHERE run_id = ? AND step_id = ?`,
       )
       .run(
-        s.status, s.output === undefined ? null : JSON.stringify(s.output), s.error ?? null, s.at, s.completedOrder ?? null,
+        s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null,
         s.started.attempt, JSON.stringify(s.started.params ?? null), s.started.at, s.runId, s.stepId,
       )
     return
@@ -37,7 +39,11 @@ export function settleStep(conn: Connection, s: StepSettlement): void {
        WHERE run_id = ? AND step_id = ?`,
     )
     .run(
-      s.status, s.output === undefined ? null : JSON.stringify(s.output), s.error ?? null, s.at, s.completedOrder ?? null,
+      s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null,
       s.runId, s.stepId,
     )
+}
+
+function outputText(s: StepSettlement): string | null {
+  return s.output === undefined ? null : s.outputText ?? JSON.stringify(s.output)
 }
