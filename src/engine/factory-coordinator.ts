@@ -116,6 +116,8 @@ export class FactoryCoordinator implements ExecutionHost {
     }
     const { concurrency, ratePerSecond } = action.definition
     if (concurrency || ratePerSecond) pools.push(this.pools.pool(`action:${action.factory}.${action.name}`, concurrency ?? Infinity, ratePerSecond))
+    // Most actions and steps name no pool: no Set and lists to build on every attempt then.
+    if (action.definition.pool === undefined && stepPools === undefined) return pools
     for (const name of new Set([...toList(action.definition.pool), ...toList(stepPools)])) pools.push(this.namedPool(name))
     return pools
   }
