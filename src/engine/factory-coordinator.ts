@@ -204,11 +204,13 @@ export class FactoryCoordinator implements ExecutionHost {
     const execution = this.execution(compiled, { id: runId, input: checked.value, params: options.params }, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
     const keyId = key !== undefined ? `${workflowId}\u0000${key}` : undefined
     if (keyId) this.pendingKeys.set(keyId, runId)
+    // The run starts at once (execution.begin below, same commit): its row is inserted RUNNING, and
+    // RUN_STARTED then records only its event. RUN_CREATED's event still says PENDING.
     this.journal.record(
       () => createRun(this.conn, {
-        id: runId, workflowId, workflowVersion: compiled.version, status: 'PENDING', input: checked.value,
+        id: runId, workflowId, workflowVersion: compiled.version, status: 'RUNNING', input: checked.value,
         idempotencyKey: key ?? null, parentRunId: options.parent?.runId ?? null, parentStepId: options.parent?.stepId ?? null, retryOf: null,
-        params: options.params, deadlineAt: execution.spec.deadlineAt, createdAt: now,
+        params: options.params, deadlineAt: execution.spec.deadlineAt, createdAt: now, startedAt: now,
       }, compiled.graph.ordered.map((n) => ({
         stepId: n.id, parentStepId: n.parent, kind: n.kind, factory: n.factory, action: n.action,
       }))),

@@ -123,9 +123,9 @@ export class RunExecution {
 
   // ---------------------------------------------------------------- lifecycle
 
-  /** Starts a new run (its RUN_CREATED is already queued). */
+  /** Starts a new run (its RUN_CREATED is already queued, with the row inserted RUNNING and started). */
   begin(): void {
-    this.transitionRun('RUNNING', 'RUN_STARTED', {}, { started: true })
+    this.transitionRun('RUNNING', 'RUN_STARTED', {}, { started: true }, false, false)
     this.armDeadline()
     for (const state of this.states.values()) this.maybeActivate(state)
   }
@@ -950,13 +950,14 @@ export class RunExecution {
     payload: Record<string, unknown>,
     change: { started?: boolean; finished?: boolean; output?: unknown; error?: string | null },
     after: boolean | (() => void) = false,
+    writeRow = true,
   ): void {
     if (this.abandoned) return
     assertRunTransition(this.id, this.status, status)
     this.status = status
     const at = Date.now()
     this.host.journal.record(
-      () => setRunStatus(this.host.conn, { runId: this.id, status, at, ...change }),
+      writeRow ? () => setRunStatus(this.host.conn, { runId: this.id, status, at, ...change }) : undefined,
       this.event(type, null, payload, status),
       after === true ? () => this.onCommittedTerminal() : after === false ? undefined : after,
     )

@@ -14,6 +14,8 @@ export interface NewRun {
   stepParams?: unknown
   deadlineAt: number | null
   createdAt: number
+  /** Set when the run starts in the same commit: the row is inserted started (no UPDATE after). */
+  startedAt?: number | null
 }
 
 export interface NewStep {
@@ -37,11 +39,12 @@ export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): void
   conn
     .statement(
       `INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, parent_run_id, parent_step_id,
-        retry_of, params, step_params, deadline_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        retry_of, params, step_params, deadline_at, created_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
       run.id, run.workflowId, run.workflowVersion, run.status, JSON.stringify(run.input ?? null), run.idempotencyKey,
       run.parentRunId, run.parentStepId, run.retryOf, json(run.params), json(run.stepParams), run.deadlineAt, run.createdAt,
+      run.startedAt ?? null,
     )
   insertSteps(conn, run.id, steps)
 }
