@@ -108,14 +108,16 @@ export const steps = sqliteTable(
     output: text('output', { mode: 'json' }),
     error: text('error'),
     attempts: integer('attempts').notNull().default(0),
-    // When a RETRY_SCHEDULED or WAITING step wakes up; read back on recovery so timers are durable.
+    // When a RETRY_SCHEDULED or WAITING step wakes up; read back on recovery (by run) so timers are durable.
     wakeAt: integer('wake_at'),
     // Order in which steps settled SUCCEEDED: rollback compensates in reverse of it.
     completedOrder: integer('completed_order'),
     startedAt: integer('started_at'),
     finishedAt: integer('finished_at'),
   },
-  (t) => [uniqueIndex('steps_run_step').on(t.runId, t.stepId), index('steps_status_wake').on(t.status, t.wakeAt)],
+  // No index on status: no query selects steps by status, and one would be rewritten on every
+  // transition of every step (READY, RUNNING, SUCCEEDED...).
+  (t) => [uniqueIndex('steps_run_step').on(t.runId, t.stepId)],
 )
 
 export const stepAttempts = sqliteTable(

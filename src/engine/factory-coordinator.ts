@@ -22,6 +22,7 @@ import { createRun } from '../db/sql/createRun.ts'
 import { getRun, findRunByIdempotencyKey } from '../db/sql/getRun.ts'
 import { getRunSteps } from '../db/sql/getRunSteps.ts'
 import { listUnfinishedRuns } from '../db/sql/listUnfinishedRuns.ts'
+import { getRunResultRow, getStepResultRows, type RunResultRow } from '../db/sql/getRunResult.ts'
 
 export interface CoordinatorConfig {
   /** Actions in flight at once across all runs. Default: unlimited. */
@@ -70,11 +71,14 @@ export class FactoryCoordinator implements ExecutionHost {
     this.unlistenBus = this.context.bus.listen((events) => {
       for (const e of events) {
         if (!TERMINAL_RUN_EVENTS.has(e.type)) continue
-        this.deliverToParent(e.runId)
+        // One read of the run row serves both its parent step and its waiters.
+        const run = getRunResultRow(this.conn, e.runId)
+        if (run) this.deliverToParent(e.runId, run)
         const waiting = this.waiters.get(e.runId)
         if (!waiting) continue
         this.waiters.delete(e.runId)
-        const result = this.readResult(e.runId)
+        if (!run) throw new NotFoundError(`run ${e.runId} not found`)
+        const result = this.resultOf(e.runId, run)
         for (const resolve of waiting) resolve(result)
       }
     })
@@ -112,6 +116,8 @@ export class FactoryCoordinator implements ExecutionHost {
     }
     const { concurrency, ratePerSecond } = action.definition
     if (concurrency || ratePerSecond) pools.push(this.pools.pool(`action:${action.factory}.${action.name}`, concurrency ?? Infinity, ratePerSecond))
+    // Most actions and steps name no pool: no Set and lists to build on every attempt then.
+    if (action.definition.pool === undefined && stepPools === undefined) return pools
     for (const name of new Set([...toList(action.definition.pool), ...toList(stepPools)])) pools.push(this.namedPool(name))
     return pools
   }
@@ -142,18 +148,21 @@ export class FactoryCoordinator implements ExecutionHost {
   }
 
   readResult(runId: string): RunResult {
-    const run = getRun(this.conn, runId)
+    const run = getRunResultRow(this.conn, runId)
     if (!run) throw new NotFoundError(`run ${runId} not found`)
+    return this.resultOf(runId, run)
+  }
+
+  private resultOf(runId: string, run: RunResultRow): RunResult {
     const steps: Record<string, StepResult> = {}
-    for (const row of getRunSteps(this.conn, runId)) {
-      steps[row.stepId] = {
-        status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts, ...(row.error ? { error: row.error } : {}),
-      }
+    for (const row of getStepResultRows(this.conn, runId)) {
+      steps[row.stepId] = row.error
+        ? { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts, error: row.error }
+        : { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts }
     }
-    return {
-      runId, workflowId: run.workflowId, status: run.status as RunStatus, output: run.output ?? null,
-      ...(run.error ? { error: run.error } : {}), steps,
-    }
+    return run.error
+      ? { runId, workflowId: run.workflowId, status: run.status as RunStatus, output: run.output ?? null, error: run.error, steps }
+      : { runId, workflowId: run.workflowId, status: run.status as RunStatus, output: run.output ?? null, steps }
   }
 
   onFinished(run: RunExecution): void {
@@ -206,11 +215,13 @@ export class FactoryCoordinator implements ExecutionHost {
     const execution = this.execution(compiled, { id: runId, input: checked.value, params: options.params }, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
     const keyId = key !== undefined ? `${workflowId}\u0000${key}` : undefined
     if (keyId) this.pendingKeys.set(keyId, { runId, request })
+    // The run starts at once (execution.begin below, same commit): its row is inserted RUNNING, and
+    // RUN_STARTED then records only its event. RUN_CREATED's event still says PENDING.
     this.journal.record(
       () => createRun(this.conn, {
-        id: runId, workflowId, workflowVersion: compiled.version, status: 'PENDING', input: checked.value,
+        id: runId, workflowId, workflowVersion: compiled.version, status: 'RUNNING', input: checked.value,
         idempotencyKey: key ?? null, parentRunId: options.parent?.runId ?? null, parentStepId: options.parent?.stepId ?? null, retryOf: null,
-        params: options.params, deadlineAt: execution.spec.deadlineAt, createdAt: now,
+        params: options.params, deadlineAt: execution.spec.deadlineAt, createdAt: now, startedAt: now,
       }, compiled.graph.ordered.map((n) => ({
         stepId: n.id, parentStepId: n.parent, kind: n.kind, factory: n.factory, action: n.action,
       }))),
@@ -410,11 +421,10 @@ export class FactoryCoordinator implements ExecutionHost {
   }
 
   /** A child run finished: its parent step takes the result. */
-  private deliverToParent(runId: string): void {
-    const run = getRun(this.conn, runId)
-    if (!run?.parentRunId || !run.parentStepId || run.retryOf) return
+  private deliverToParent(runId: string, run: RunResultRow): void {
+    if (!run.parentRunId || !run.parentStepId || run.retryOf) return
     this.startedChildren.delete(`${run.parentRunId}\u0000${run.parentStepId}`)
-    this.active.get(run.parentRunId)?.childFinished(run.parentStepId, this.readResult(runId))
+    this.active.get(run.parentRunId)?.childFinished(run.parentStepId, this.resultOf(runId, run))
   }
 
   startRollback(runId: string, reason: string): void {

@@ -5,16 +5,22 @@ import type { Connection } from '../db/connection.ts'
 import { insertEvent, type NewEvent } from '../db/sql/insertEvent.ts'
 import type { RunEvent } from './interfaces.ts'
 
-interface Entry {
+export interface Entry {
   apply?: () => void
   event?: NewEvent
   after?: () => void
+  /** The queue generation it was recorded in: entries of one generation commit in one transaction. */
+  gen: number
+  /** `apply` is redundant: a later entry of the same commit writes everything it writes (see `supersede`). */
+  skip: boolean
 }
 
 export type CommitListener = (events: RunEvent[]) => void
 
 export class Journal {
   private queue: Entry[] = []
+  /** Bumped each time a batch is taken from the queue. */
+  private gen = 0
   private scheduled = false
   private retryTimer: NodeJS.Timeout | undefined
   private closed = false
@@ -34,11 +40,27 @@ export class Journal {
   ) {}
 
   /** Queues a state change (`apply` runs inside the commit's transaction) and its event. */
-  record(apply: (() => void) | undefined, event?: NewEvent, after?: () => void): void {
+  record(apply: (() => void) | undefined, event?: NewEvent, after?: () => void): Entry | undefined {
     // After close, late results of abandoned actions are dropped: recovery redoes that work on the next start.
-    if (this.closed) return
-    this.queue.push({ apply, event, after })
+    if (this.closed) return undefined
+    const entry: Entry = { apply, event, after, gen: this.gen, skip: false }
+    this.queue.push(entry)
     this.schedule()
+    return entry
+  }
+
+  /**
+   * Drops the row writes (`apply`, never the event) of an entry that is still queued, because the
+   * caller is about to queue an entry that writes everything it would have written. True when
+   * dropped: the caller's entry then commits in the same transaction, so it must write those
+   * columns too. False when the entry was committed already (or is being retried): write as usual.
+   * If a batch has to be committed entry by entry (one change was refused), every `apply` runs,
+   * dropped or not, so the replacing write must be correct after the dropped one as well.
+   */
+  supersede(entry: Entry | undefined): boolean {
+    if (entry === undefined || entry.gen !== this.gen || this.closed) return false
+    entry.skip = true
+    return true
   }
 
   /** Runs `after` once everything queued so far is committed. */
@@ -78,6 +100,7 @@ export class Journal {
     if (this.queue.length === 0) return true
     const batch = this.queue
     this.queue = []
+    this.gen++
     let committed: RunEvent[]
     try {
       committed = this.commit(batch)
@@ -95,7 +118,7 @@ export class Journal {
         committed = []
         for (const entry of batch) {
           try {
-            committed.push(...this.commit([entry]))
+            committed.push(...this.commit([entry], false))
           } catch (e) {
             this.onError(e as Error)
           }
@@ -126,11 +149,11 @@ export class Journal {
     return true
   }
 
-  private commit(batch: Entry[]): RunEvent[] {
+  private commit(batch: Entry[], honourSkip = true): RunEvent[] {
     const committed: RunEvent[] = []
     this.conn.transaction(() => {
       for (const entry of batch) {
-        entry.apply?.()
+        if (entry.apply && !(honourSkip && entry.skip)) entry.apply()
         if (entry.event) {
           const seq = insertEvent(this.conn, entry.event)
           // A literal, not `{ ...e, seq }`: spreading and adding a key takes V8's slow path (~2 µs an event).

@@ -4,8 +4,9 @@
 import type { StepRow } from '../db/schema.ts'
 import { setRunStatus } from '../db/sql/setRunStatus.ts'
 import { markStepReady } from '../db/sql/markStepReady.ts'
-import { startGroupStep, startStepAttempt } from '../db/sql/startStepAttempt.ts'
-import { finishStepAttempt } from '../db/sql/finishStepAttempt.ts'
+import { insertStepAttempt, markStepRunning, startGroupStep, startStepAttempt, type StepAttemptStart } from '../db/sql/startStepAttempt.ts'
+import { finishStepAttempt, insertFinishedStepAttempt } from '../db/sql/finishStepAttempt.ts'
+import type { Entry } from './journal.ts'
 import { settleStep } from '../db/sql/settleStep.ts'
 import { scheduleStepRetry } from '../db/sql/scheduleStepRetry.ts'
 import type { NewEvent } from '../db/sql/insertEvent.ts'
@@ -18,7 +19,7 @@ import { assertRunTransition, assertStepTransition, SETTLED_STEP_STATUSES } from
 import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from './expressions.ts'
 import { resolveRetry, retryDelay } from './retry.ts'
 import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
-import { summarize, toJson } from './summary.ts'
+import { summarize, summarizeText, toJson, toJsonText } from './summary.ts'
 import { insertSteps } from '../db/sql/createRun.ts'
 
 /** Items one forEach may fan out into. */
@@ -55,6 +56,15 @@ interface StepState {
   fixedParams?: Record<string, unknown>
   /** A forEach step's items, in order (made at run time, so not in the shared graph). */
   items?: string[]
+  /**
+   * Journal entries of the current attempt whose row writes a later transition may make redundant
+   * while they are still queued (Journal.supersede): READY's step UPDATE, STARTED's step UPDATE and
+   * the attempt's RUNNING row. Their events are always written.
+   */
+  readyEntry?: Entry
+  runningEntry?: Entry
+  attemptEntry?: Entry
+  start?: StepAttemptStart
 }
 
 export interface RunSpec {
@@ -113,9 +123,9 @@ export class RunExecution {
 
   // ---------------------------------------------------------------- lifecycle
 
-  /** Starts a new run (its RUN_CREATED is already queued). */
+  /** Starts a new run (its RUN_CREATED is already queued, with the row inserted RUNNING and started). */
   begin(): void {
-    this.transitionRun('RUNNING', 'RUN_STARTED', {}, { started: true })
+    this.transitionRun('RUNNING', 'RUN_STARTED', {}, { started: true }, false, false)
     this.armDeadline()
     for (const state of this.states.values()) this.maybeActivate(state)
   }
@@ -461,7 +471,7 @@ export class RunExecution {
     if (!recovered) assertStepTransition(state.node.id, state.status, 'READY')
     state.status = 'READY'
     const params = state.params ?? {}
-    this.record(() => markStepReady(this.host.conn, this.id, state.node.id, params), 'STEP_READY', state, recovered ? { recovered: true } : {})
+    state.readyEntry = this.record(() => markStepReady(this.host.conn, this.id, state.node.id, params), 'STEP_READY', state, recovered ? { recovered: true } : {})
     if (!action) {
       // Only possible on recovery before the factory is registered again: wait for it.
       this.host.awaitFactory(state.node.factory!, () => this.enqueueRegistered(state))
@@ -487,7 +497,9 @@ export class RunExecution {
       const maxParallel = this.states.get(p)!.node.def.maxParallel
       if (maxParallel) pools.push(this.host.pools.pool(groupPoolName(this.id, p), maxParallel))
     }
-    const waiter: Waiter = { pools, start: () => this.startAttempt(state, action, pools) }
+    // `start` assigned, not in the literal: see contextFor.
+    const waiter: Waiter = { pools, start: unassigned }
+    waiter.start = () => this.startAttempt(state, action, pools)
     state.waiter = waiter
     this.host.pools.acquire(waiter)
   }
@@ -513,12 +525,14 @@ export class RunExecution {
     state.startedAt = Date.now()
     const token = state.token
     const rawParams = state.params ?? {}
-    this.record(
-      () => startStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, params: rawParams, at: state.startedAt! }),
-      'STEP_STARTED',
-      state,
-      { params: summarize(rawParams) },
-    )
+    const journal = this.host.journal
+    const start: StepAttemptStart = { runId: this.id, stepId: state.node.id, attempt, params: rawParams, at: state.startedAt }
+    // STARTED's UPDATE writes every column READY's does: queued in the same commit, READY's is not written (its event is).
+    journal.supersede(state.readyEntry)
+    state.readyEntry = undefined
+    state.start = start
+    state.runningEntry = this.record(() => markStepRunning(this.host.conn, start), 'STEP_STARTED', state, { params: summarize(rawParams) })
+    state.attemptEntry = this.abandoned ? undefined : journal.record(() => insertStepAttempt(this.host.conn, start))
     this.inFlight++
     const controller = new AbortController()
     state.controller = controller
@@ -590,18 +604,34 @@ export class RunExecution {
       return
     }
     let output: unknown
+    let outputText: string
     try {
-      output = toJson(action.definition.output ? action.definition.output.parse(raw) : raw)
+      // The JSON text is kept for the step row and the event's summary: stringified once.
+      ;({ value: output, text: outputText } = toJsonText(action.definition.output ? action.definition.output.parse(raw) : raw))
     } catch (error) {
       this.attemptFailed(state, action, new NonRetryableError(`output does not match the action's schema: ${errorMessage(error)}`))
       return
     }
     const attempt = state.attempts
     const at = Date.now()
-    this.host.journal.record(() =>
-      finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, at }),
-    )
-    this.settle(state, 'SUCCEEDED', { output })
+    const journal = this.host.journal
+    const start = state.start
+    // An attempt that starts and ends in one commit: its row is inserted finished, and the step row
+    // is updated once (SUCCEEDED with what RUNNING would have written) instead of twice.
+    if (start && start.attempt === attempt && journal.supersede(state.attemptEntry)) {
+      journal.record(() =>
+        insertFinishedStepAttempt(this.host.conn, {
+          runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, startedAt: start.at, at,
+        }),
+      )
+    } else {
+      journal.record(() =>
+        finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, at }),
+      )
+    }
+    const started = start && start.attempt === attempt && journal.supersede(state.runningEntry) ? start : undefined
+    state.runningEntry = state.attemptEntry = state.start = undefined
+    this.settle(state, 'SUCCEEDED', { output, outputText, started })
   }
 
   // ---------------------------------------------------------------- waits (signals and timers)
@@ -710,8 +740,9 @@ export class RunExecution {
 
   private contextFor(state: StepState, attempt: number, signal: AbortSignal, token: number, params: Record<string, unknown>): ActionContext {
     const stepId = state.node.id
-    const live = () => state.token === token && state.status === 'RUNNING'
-    return {
+    // The methods are assigned below, not written in the literal: tsx (esbuild's keepNames) wraps each
+    // named function of a literal in a `__name()` call (an Object.defineProperty) on every attempt.
+    const ctx: ActionContext = {
       runId: this.id,
       workflowId: this.spec.workflowId,
       stepId,
@@ -722,26 +753,30 @@ export class RunExecution {
       previous: state.node.previous ? this.outputs[state.node.previous] : undefined,
       input: this.spec.input,
       params,
-      progress: (fraction: number, message?: string) => {
-        if (!live()) return
-        const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
-        this.record(undefined, 'STEP_PROGRESS', state, { fraction: f, message: message ?? null })
-      },
-      artifact: (file) => {
-        // An abandoned attempt (timed out, cancelled) must not leave files behind.
-        if (!live()) throw new CancelledError('this attempt is no longer current')
-        const saved = this.host.artifacts.save(this.id, stepId, file, (insert, info) =>
-          this.record(insert, 'STEP_LOG', state, {
-            message: `artifact ${info.name}`, artifact: { id: info.id, name: info.name, mimeType: info.mimeType, size: info.size },
-          }),
-        )
-        return { id: saved.id, name: saved.name, mimeType: saved.mimeType, size: saved.size }
-      },
-      log: (message: string, data?: unknown) => {
-        if (!live()) return
-        this.record(undefined, 'STEP_LOG', state, { message: String(message), data: summarize(data) })
-      },
+      progress: unassigned,
+      artifact: unassigned,
+      log: unassigned,
     }
+    ctx.progress = (fraction: number, message?: string) => {
+      if (!isLive(state, token)) return
+      const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
+      this.record(undefined, 'STEP_PROGRESS', state, { fraction: f, message: message ?? null })
+    }
+    ctx.artifact = (file) => {
+      // An abandoned attempt (timed out, cancelled) must not leave files behind.
+      if (!isLive(state, token)) throw new CancelledError('this attempt is no longer current')
+      const saved = this.host.artifacts.save(this.id, stepId, file, (insert, info) =>
+        this.record(insert, 'STEP_LOG', state, {
+          message: `artifact ${info.name}`, artifact: { id: info.id, name: info.name, mimeType: info.mimeType, size: info.size },
+        }),
+      )
+      return { id: saved.id, name: saved.name, mimeType: saved.mimeType, size: saved.size }
+    }
+    ctx.log = (message: string, data?: unknown) => {
+      if (!isLive(state, token)) return
+      this.record(undefined, 'STEP_LOG', state, { message: String(message), data: summarize(data) })
+    }
+    return ctx
   }
 
   // ---------------------------------------------------------------- settling
@@ -753,7 +788,9 @@ export class RunExecution {
   private settle(
     state: StepState,
     status: 'SUCCEEDED' | 'FAILED' | 'SKIPPED' | 'CANCELLED',
-    extra: { output?: unknown; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean },
+    extra: {
+      output?: unknown; outputText?: string; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean; started?: StepAttemptStart
+    },
   ): void {
     assertStepTransition(state.node.id, state.status, status)
     clearTimeout(state.timer)
@@ -766,15 +803,17 @@ export class RunExecution {
     const at = Date.now()
     const order = status === 'SUCCEEDED' ? ++this.completed : null
     const payload: Record<string, unknown> = {}
-    if (status === 'SUCCEEDED') payload.output = summarize(extra.output)
+    const outputText = extra.outputText
+    if (status === 'SUCCEEDED') payload.output = outputText === undefined ? summarize(extra.output) : summarizeText(extra.output, outputText)
     if (extra.error !== undefined) payload.error = extra.error
     if (extra.reason !== undefined) payload.reason = extra.reason
     if (extra.retryable !== undefined) payload.retryable = extra.retryable
     if (state.startedAt) payload.durationMs = at - state.startedAt
     const type = `STEP_${status}` as EventType
+    const started = extra.started
     this.record(
       () => settleStep(this.host.conn, {
-        runId: this.id, stepId: state.node.id, status, output: extra.output, error: extra.error ?? null, at, completedOrder: order,
+        runId: this.id, stepId: state.node.id, status, output: extra.output, outputText, error: extra.error ?? null, at, completedOrder: order, started,
       }),
       type,
       state,
@@ -918,13 +957,14 @@ export class RunExecution {
     payload: Record<string, unknown>,
     change: { started?: boolean; finished?: boolean; output?: unknown; error?: string | null },
     after: boolean | (() => void) = false,
+    writeRow = true,
   ): void {
     if (this.abandoned) return
     assertRunTransition(this.id, this.status, status)
     this.status = status
     const at = Date.now()
     this.host.journal.record(
-      () => setRunStatus(this.host.conn, { runId: this.id, status, at, ...change }),
+      writeRow ? () => setRunStatus(this.host.conn, { runId: this.id, status, at, ...change }) : undefined,
       this.event(type, null, payload, status),
       after === true ? () => this.onCommittedTerminal() : after === false ? undefined : after,
     )
@@ -974,10 +1014,20 @@ export class RunExecution {
     }
   }
 
-  private record(apply: (() => void) | undefined, type: EventType, state: StepState, payload: unknown = {}): void {
-    if (this.abandoned) return
-    this.host.journal.record(apply, this.event(type, state, payload))
+  private record(apply: (() => void) | undefined, type: EventType, state: StepState, payload: unknown = {}): Entry | undefined {
+    if (this.abandoned) return undefined
+    return this.host.journal.record(apply, this.event(type, state, payload))
   }
+}
+
+/** The current attempt of the step is `token` and still running (a late call of an abandoned one is ignored). */
+function isLive(state: StepState, token: number): boolean {
+  return state.token === token && state.status === 'RUNNING'
+}
+
+/** Placeholder of a method assigned right after its object literal. */
+function unassigned(): never {
+  throw new Error('not assigned')
 }
 
 function groupPoolName(runId: string, groupId: string): string {

@@ -8,7 +8,7 @@ import { compileGraph, type Graph } from './graph.ts'
 import { NotFoundError, ValidationError } from './errors.ts'
 import { newId } from './ids.ts'
 import {
-  getLatestTemplate, getTemplateVersion, getWorkflow, getWorkflowVersion, insertTemplate, insertWorkflow,
+  getLatestTemplate, getTemplateVersion, getWorkflow, getWorkflowHead, getWorkflowVersion, insertTemplate, insertWorkflow,
 } from '../db/sql/workflows.ts'
 import { IDENTIFIER } from './definition.ts'
 import { insertWorkflowVersion } from '../db/sql/insertWorkflowVersion.ts'
@@ -149,7 +149,7 @@ export class WorkflowManager {
   /** The definition a run of `workflowId` uses (the current version unless one is named), compiled. */
   load(workflowId: string, version?: number): CompiledWorkflow {
     const conn = this.context.conn
-    const workflow = getWorkflow(conn, workflowId)
+    const workflow = getWorkflowHead(conn, workflowId)
     if (!workflow) throw new NotFoundError(`workflow ${workflowId} not found`)
     const v = version ?? workflow.currentVersion
     const key = `${workflowId}@${v}`

@@ -14,6 +14,8 @@ export interface NewRun {
   stepParams?: unknown
   deadlineAt: number | null
   createdAt: number
+  /** Set when the run starts in the same commit: the row is inserted started (no UPDATE after). */
+  startedAt?: number | null
 }
 
 export interface NewStep {
@@ -37,29 +39,50 @@ export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): void
   conn
     .statement(
       `INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, parent_run_id, parent_step_id,
-        retry_of, params, step_params, deadline_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        retry_of, params, step_params, deadline_at, created_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .run(
       run.id, run.workflowId, run.workflowVersion, run.status, JSON.stringify(run.input ?? null), run.idempotencyKey,
       run.parentRunId, run.parentStepId, run.retryOf, json(run.params), json(run.stepParams), run.deadlineAt, run.createdAt,
+      run.startedAt ?? null,
     )
   insertSteps(conn, run.id, steps)
 }
 
 /** Step rows in chunks (a forEach adds its items' rows while the run goes on). */
 export function insertSteps(conn: Connection, runId: string, steps: NewStep[]): void {
-  const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
   for (let i = 0; i < steps.length; i += STEP_CHUNK) {
-    const chunk = steps.slice(i, i + STEP_CHUNK)
-    const sql = `INSERT INTO steps (run_id, step_id, parent_step_id, kind, factory, action, status, output, params, attempts, completed_order)
-      VALUES ${chunk.map(() => row).join(', ')}`
-    conn.statement(sql).run(
-      ...chunk.flatMap((s) => [
-        runId, s.stepId, s.parentStepId, s.kind, s.factory, s.action, s.status ?? 'PENDING', json(s.output), json(s.params),
-        s.attempts ?? 0, s.completedOrder ?? null,
-      ]),
-    )
+    const n = Math.min(STEP_CHUNK, steps.length - i)
+    const args: unknown[] = new Array(n * 11)
+    for (let k = 0, a = 0; k < n; k++) {
+      const s = steps[i + k]!
+      args[a++] = runId
+      args[a++] = s.stepId
+      args[a++] = s.parentStepId
+      args[a++] = s.kind
+      args[a++] = s.factory
+      args[a++] = s.action
+      args[a++] = s.status ?? 'PENDING'
+      args[a++] = json(s.output)
+      args[a++] = json(s.params)
+      args[a++] = s.attempts ?? 0
+      args[a++] = s.completedOrder ?? null
+    }
+    conn.statement(insertStepsSql(n)).run(args)
   }
+}
+
+// The multi-row INSERT's text for each chunk size, built once.
+const insertStepsSqlBySize: string[] = []
+
+function insertStepsSql(rows: number): string {
+  let sql = insertStepsSqlBySize[rows]
+  if (sql === undefined) {
+    sql = `INSERT INTO steps (run_id, step_id, parent_step_id, kind, factory, action, status, output, params, attempts, completed_order)
+      VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`
+    insertStepsSqlBySize[rows] = sql
+  }
+  return sql
 }
 
 function json(value: unknown): string | null {

@@ -5,21 +5,45 @@ export interface StepSettlement {
   stepId: string
   status: string
   output?: unknown
+  /** `output`'s JSON text when the caller has it already. */
+  outputText?: string
   error?: string | null
   at: number
   /** Position among the run's succeeded steps; rollback compensates in reverse of it. */
   completedOrder?: number | null
+  /**
+   * Set when the attempt's RUNNING update was not written (it would commit in the same transaction
+   * as this one): what `startStepAttempt` writes on the step row is written here instead.
+   */
+  started?: { attempt: number; params: unknown; at: number }
 }
 
 /** A step reaches a final status: SUCCEEDED, FAILED, SKIPPED or CANCELLED. */
 export function settleStep(conn: Connection, s: StepSettlement): void {
+  if (s.started) {
+    conn
+      .statement(
+        `UPDATE steps SET status = ?, output = ?, error = ?, finished_at = ?, completed_order = ?, wake_at = NULL,
+           attempts = ?, params = ?, started_at = coalesce(started_at, ?)
+         WHERE run_id = ? AND step_id = ?`,
+      )
+      .run(
+        s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null,
+        s.started.attempt, JSON.stringify(s.started.params ?? null), s.started.at, s.runId, s.stepId,
+      )
+    return
+  }
   conn
     .statement(
       `UPDATE steps SET status = ?, output = ?, error = ?, finished_at = ?, completed_order = ?, wake_at = NULL
        WHERE run_id = ? AND step_id = ?`,
     )
     .run(
-      s.status, s.output === undefined ? null : JSON.stringify(s.output), s.error ?? null, s.at, s.completedOrder ?? null,
+      s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null,
       s.runId, s.stepId,
     )
+}
+
+function outputText(s: StepSettlement): string | null {
+  return s.output === undefined ? null : s.outputText ?? JSON.stringify(s.output)
 }

@@ -10,12 +10,22 @@ export interface StepAttemptStart {
 
 /** The step becomes RUNNING in a new attempt, recorded in step_attempts. */
 export function startStepAttempt(conn: Connection, s: StepAttemptStart): void {
+  markStepRunning(conn, s)
+  insertStepAttempt(conn, s)
+}
+
+/** The step row's part of `startStepAttempt`. */
+export function markStepRunning(conn: Connection, s: StepAttemptStart): void {
   conn
     .statement(
       `UPDATE steps SET status = 'RUNNING', attempts = ?, params = ?, started_at = coalesce(started_at, ?), wake_at = NULL
        WHERE run_id = ? AND step_id = ?`,
     )
     .run(s.attempt, JSON.stringify(s.params ?? null), s.at, s.runId, s.stepId)
+}
+
+/** The step_attempts part of `startStepAttempt`: the attempt's row, RUNNING. */
+export function insertStepAttempt(conn: Connection, s: { runId: string; stepId: string; attempt: number; at: number }): void {
   conn
     .statement("INSERT INTO step_attempts (run_id, step_id, attempt, status, started_at) VALUES (?, ?, ?, 'RUNNING', ?)")
     .run(s.runId, s.stepId, s.attempt, s.at)

@@ -41,6 +41,14 @@ export function getWorkflow(conn: Connection, id: string) {
   return query.get({ id })
 }
 
+/** What starting a run needs of its workflow (name, current version, bound params): a raw prepared read, no ORM mapping. */
+export function getWorkflowHead(conn: Connection, id: string): { name: string; currentVersion: number; params: unknown } | undefined {
+  const r = conn.statement('SELECT name, current_version, params FROM workflows WHERE id = ?').raw(true).get(id) as
+    | [string, number, string | null]
+    | undefined
+  return r ? { name: r[0], currentVersion: r[1], params: r[2] === null ? null : JSON.parse(r[2]) } : undefined
+}
+
 export function getWorkflowVersion(conn: Connection, id: string, version: number) {
   return conn.db
     .select()
