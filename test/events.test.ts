@@ -71,6 +71,30 @@ describe('event log', () => {
     expect(commits).toBeLessThan(events / 10)
   })
 
+  it('a long run of actions that settle at once is committed and published as it goes, not at its end', async () => {
+    const o = orchestrator(fileDb())
+    let heardBeforeLastStep = -1
+    const published: number[] = []
+    o.context.bus.listen((events) => published.push(events.length))
+    o.registerFactory('tick', defineFactory({
+      name: 'tick',
+      actions: { go: { run: async (_: unknown, ctx) => void (ctx.stepId === 's1499' && (heardBeforeLastStep = heard.length)) } },
+    }))
+    // 1,500 steps, each starting as soon as the one before settles, with no I/O between them.
+    const steps = Array.from({ length: 1500 }, (_, i) => ({ id: `s${i}`, factory: 'tick', action: 'go', ...(i ? { dependsOn: [`s${i - 1}`] } : {}) }))
+    const id = await o.createWorkflow('long_chain', { steps })
+    const heard: RunEvent[] = []
+    const { runId } = await o.startWorkflow(id)
+    o.subscribe({ runId }, (e) => void heard.push(e), { after: 0 })
+    const result = await o.waitForRun(runId)
+    expect(result.status).toBe('SUCCEEDED')
+    // Subscribers heard of earlier steps before the last one started...
+    expect(heardBeforeLastStep).toBeGreaterThan(1000)
+    // ...because no commit took more than MAX_BATCH (1,000) changes plus the tail of the step being admitted.
+    expect(published.length).toBeGreaterThan(3)
+    expect(Math.max(...published)).toBeLessThanOrEqual(1010)
+  })
+
   it('delivers every event exactly once, in order, to a listener slower than the engine', async () => {
     const o = orchestrator(fileDb())
     const id = await o.createWorkflow('w', parallel(40))

@@ -17,6 +17,10 @@ export interface Entry {
 
 export type CommitListener = (events: RunEvent[]) => void
 
+/** Changes per commit before new actions wait for the next one (see `Journal.admit`). */
+export const MAX_BATCH = 1000
+const NOOP = () => {}
+
 export class Journal {
   private queue: Entry[] = []
   /** Bumped each time a batch is taken from the queue. */
@@ -30,8 +34,9 @@ export class Journal {
   failures = 0
   lastError: Error | undefined
   private lastReported = 0
-  /** Called once commits go through again (see `whenHealthy`). */
-  private healthyWaiters: (() => void)[] = []
+  /** Starts waiting for room in a commit, or for the database to take commits again (see `admit`). */
+  private admissions: (() => void)[] = []
+  private admitted = 0
 
   constructor(
     private readonly conn: Connection,
@@ -78,12 +83,33 @@ export class Journal {
   }
 
   /**
-   * Runs `ready` now, or once the database takes commits again while it is `failing`: work whose
-   * result could not be recorded (a new action started) waits instead of piling up unrecorded.
+   * Runs `start` (a new action starting) now, or later in order, after a commit, when it would be
+   * admitted then. It waits while the database refuses commits (disk full, read-only): nothing should
+   * run whose start and result could not be recorded. And it waits while this commit already holds
+   * `MAX_BATCH` changes: actions that settle at once (no I/O) would otherwise start one another in
+   * one unbroken chain of promise callbacks, and a whole run would go out as one commit at its end,
+   * its subscribers hearing nothing until then.
    */
-  whenHealthy(ready: () => void): void {
-    if (this.failing && !this.closed) this.healthyWaiters.push(ready)
-    else ready()
+  admit(start: () => void): void {
+    if (this.admissions.length === this.admitted && this.admits()) start()
+    else this.admissions.push(start)
+  }
+
+  private admits(): boolean {
+    return this.closed || (!this.failing && this.queue.length < MAX_BATCH)
+  }
+
+  /** Starts what waited for room, in order, until this commit is full again. */
+  private admitWaiting(): void {
+    while (this.admitted < this.admissions.length && this.admits()) {
+      const start = this.admissions[this.admitted]!
+      this.admissions[this.admitted++] = NOOP
+      start()
+    }
+    if (this.admitted === this.admissions.length) {
+      this.admissions = []
+      this.admitted = 0
+    }
   }
 
   private schedule(): void {
@@ -97,7 +123,10 @@ export class Journal {
 
   /** Commits everything queued; returns false (and keeps the queue) when the database refused. */
   flush(): boolean {
-    if (this.queue.length === 0) return true
+    if (this.queue.length === 0) {
+      if (this.admitted < this.admissions.length) this.admitWaiting()
+      return true
+    }
     const batch = this.queue
     this.queue = []
     this.gen++
@@ -139,11 +168,7 @@ export class Journal {
     this.lastError = undefined
     if (committed.length > 0) this.onCommit(committed)
     for (const entry of batch) entry.after?.()
-    if (this.healthyWaiters.length > 0) {
-      const ready = this.healthyWaiters
-      this.healthyWaiters = []
-      for (const resume of ready) resume()
-    }
+    if (this.admitted < this.admissions.length) this.admitWaiting()
     // Work queued by the callbacks goes in the next commit.
     if (this.queue.length > 0) this.schedule()
     return true

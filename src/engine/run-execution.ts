@@ -499,7 +499,7 @@ export class RunExecution {
     }
     // `start` assigned, not in the literal: see contextFor.
     const waiter: Waiter = { pools, start: unassigned }
-    waiter.start = () => this.startAttempt(state, action, pools)
+    waiter.start = () => this.host.journal.admit(() => this.startAttempt(state, action, pools))
     state.waiter = waiter
     this.host.pools.acquire(waiter)
   }
@@ -510,13 +510,6 @@ export class RunExecution {
     state.waiter = undefined
     if (state.status !== 'READY' || !this.active || this.host.draining) {
       this.host.pools.release(pools)
-      return
-    }
-    if (this.host.journal.failing) {
-      // The database refuses commits (disk full, read-only): start nothing whose start and result
-      // could not be recorded; the step takes its turn for a slot again once commits go through.
-      this.host.pools.release(pools)
-      this.host.journal.whenHealthy(() => this.enqueueRegistered(state))
       return
     }
     const attempt = ++state.attempts

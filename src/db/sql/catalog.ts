@@ -92,7 +92,7 @@ export function countRunsByStatus(conn: Connection) {
 
 export function getArtifactsByRunIds(conn: Connection, runIds: readonly string[]) {
   if (runIds.length === 0) return []
-  return conn.db.select().from(artifacts).where(inArray(artifacts.runId, [...runIds])).orderBy(asc(artifacts.createdAt), asc(artifacts.id)).all()
+  return conn.db.select().from(artifacts).where(inArray(artifacts.runId, [...runIds])).orderBy(asc(artifacts.createdAt), sql`rowid`).all() // rowid: the order they were stored in (created_at ties within a millisecond)
 }
 
 export function getArtifact(conn: Connection, id: string) {
