@@ -230,6 +230,8 @@ export interface SubscriptionResult {
   rssConnectedMb: number
   /** Deliveries per second, release to the last client's completion. */
   deliveriesPerSec: number
+  /** Server process CPU (user + system) per delivery, release to the last client's completion: less noisy than latency on a shared machine. */
+  serverCpuPerDeliveryUs: number
   ms: number
   correctness: Correctness
 }
@@ -263,7 +265,7 @@ export async function conveyorSubscriptions(o: { clients: number; steps: number;
     await clients.next('completed', o.timeoutMs ?? 900_000)
     const ms = now() - t0
     serverProcess.send({ type: 'stop', cursor: ready.cursor })
-    const stopped = (await server.next('stopped', 60_000)) as { rssBase: number; rssPeak: number; rssConnected: number; expected: number[]; eventsLost: number }
+    const stopped = (await server.next('stopped', 60_000)) as { rssBase: number; rssPeak: number; rssConnected: number; expected: number[]; eventsLost: number; serverCpuUs: number }
     clientProcess.send({ type: 'expected', seqs: stopped.expected })
     const report = (await clients.next('report', 60_000)) as unknown as ClientReport
     return {
@@ -272,6 +274,7 @@ export async function conveyorSubscriptions(o: { clients: number; steps: number;
       eventsLost: report.lost, duplicatesOrDisorder: report.disorder,
       rssBaseMb: mb(stopped.rssBase), rssPeakMb: mb(stopped.rssPeak), rssGrowthMb: mb(stopped.rssPeak - stopped.rssBase), rssConnectedMb: mb(stopped.rssConnected - stopped.rssBase),
       deliveriesPerSec: (report.deliveries / ms) * 1000, ms,
+      serverCpuPerDeliveryUs: report.deliveries > 0 ? stopped.serverCpuUs / report.deliveries : 0,
       correctness: {
         runs: 1, succeeded: finished.status === 'SUCCEEDED' ? 1 : 0,
         eventsLost: stopped.eventsLost + report.lost,

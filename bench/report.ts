@@ -38,6 +38,7 @@ const ROWS: RowSpec[] = [
   { scenario: '5 subscriptions', metric: 'delivery p99', unit: 'ms', better: 'lower', conveyor: 'subs.p99', digits: 0 },
   { scenario: '5 subscriptions', metric: 'first event to all clients, p99', unit: 'ms', better: 'lower', conveyor: 'subs.firstEventP99', digits: 0 },
   { scenario: '5 subscriptions', metric: 'deliveries/s', unit: '/s', better: 'higher', conveyor: 'subs.deliveriesPerSec', digits: 0 },
+  { scenario: '5 subscriptions', metric: 'server CPU per delivery', unit: 'µs', better: 'lower', conveyor: 'subs.serverCpuPerDeliveryUs', digits: 1 },
   { scenario: '5 subscriptions', metric: 'events lost', unit: '', better: 'lower', conveyor: 'subs.lost', digits: 0 },
   { scenario: '5 subscriptions', metric: 'server RSS growth', unit: 'MB', better: 'lower', conveyor: 'subs.rssGrowthMb', digits: 0 },
   { scenario: '5 subscriptions', metric: 'of which: clients connected and subscribed, run not released', unit: 'MB', better: 'lower', conveyor: 'subs.rssConnectedMb', digits: 0 },

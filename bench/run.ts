@@ -213,6 +213,7 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
       m['subs.rssBaseMb'] = r.rssBaseMb
       m['subs.rssConnectedMb'] = r.rssConnectedMb
       m['subs.deliveriesPerSec'] = r.deliveriesPerSec
+      m['subs.serverCpuPerDeliveryUs'] = r.serverCpuPerDeliveryUs
       m['subs.eventsPerClient'] = r.eventsPerClient
       m['subs.ms'] = r.ms
     })
