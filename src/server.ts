@@ -14,8 +14,9 @@ import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
 import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
 import { metricsText } from './metrics.ts'
 import { serveArtifact } from './artifact-route.ts'
-import { DEFAULT_MAX_UNREAD_BYTES, limitUnreadBytes } from './ws-flow-control.ts'
+import { DEFAULT_MAX_UNREAD_BYTES, batchWrites, limitUnreadBytes } from './ws-flow-control.ts'
 import { useDocumentLimits } from './graphql-limits.ts'
+import { useSharedSubscriptionResults } from './shared-subscriptions.ts'
 import { createRequire } from 'node:module'
 import type { DocumentNode, GraphQLError } from 'graphql'
 import { TokenStore } from './engine/tokens.ts'
@@ -78,6 +79,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       // without asking first; those are refused unless they carry CSRF_HEADER.
       useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),
       ...(authRequired ? [useAccessControl(tokens)] : []),
+      // One execution per event for all subscribers with the same operation (shared-subscriptions.ts).
+      useSharedSubscriptionResults({ authRequired }),
       ...(options.graphql?.introspection === false ? [useNoIntrospection()] : []),
     ],
     // Yoga's default CORS reflects any origin, which would let any web page call a loopback server
@@ -144,6 +147,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     verifyClient: (info, done) => (originAllowed(info.req, corsOrigins) ? done(true) : done(false, 403, 'Forbidden origin')),
   })
   limitUnreadBytes(wss, options.maxBufferedBytes ?? DEFAULT_MAX_UNREAD_BYTES, logger)
+  // After limitUnreadBytes, so its accounting sees every frame this hands on.
+  batchWrites(wss)
   const ws = useServer(
     {
       // With auth on, the connection is refused without a valid token (close 4401); each operation
