@@ -15,6 +15,7 @@
 import { createRequire } from 'node:module'
 import type { DocumentNode, ExecutionArgs, ExecutionResult } from 'graphql'
 import { createGraphQLError, type Plugin } from 'graphql-yoga'
+import type { WebSocketServer } from 'ws'
 
 // The graphql copy the schema was built with (Pothos and yoga load it through Node's resolution; a
 // test runner may resolve a plain import to graphql's other, ESM, build: server.ts does the same).
@@ -126,4 +127,41 @@ function mapEvents(source: AsyncIterable<unknown>, map: (payload: unknown) => Re
     },
   } as AsyncGenerator<ExecutionResult>
   return mapped
+}
+
+/**
+ * graphql-ws serialises every `next` message for each subscriber: with a shared result that is the
+ * same JSON.stringify of the same object N times (a batch of 1,000 events for 1,000 clients: 1,000
+ * stringifies of ~100 KB). These hooks serialise a result object once: `onNext` hands graphql-ws the
+ * result object itself, the message replacer stands a numbered placeholder in for its payload (so
+ * JSON.stringify does not descend into it) and `attach` swaps the placeholder for the cached JSON
+ * on the socket's send. graphql-ws stringifies and sends in one synchronous step, so the
+ * placeholder a send sees is always the one the replacer just made.
+ */
+export function sharedNextFrames() {
+  const json = new WeakMap<object, string>()
+  let counter = 0
+  let pending: { suffix: string; text: string } | undefined
+  return {
+    onNext: (_ctx: unknown, _id: string, _payload: unknown, _args: unknown, result: unknown) => result as never,
+    jsonMessageReplacer(this: unknown, key: string, value: unknown): unknown {
+      if (key !== 'payload' || !value || typeof value !== 'object' || (this as { type?: unknown }).type !== 'next') return value
+      let text = json.get(value)
+      if (text === undefined) json.set(value, (text = JSON.stringify(value)))
+      const placeholder = `\u0001conveyor-payload:${++counter}\u0001`
+      pending = { suffix: `"payload":${JSON.stringify(placeholder)}}`, text }
+      return placeholder
+    },
+    attach(wss: WebSocketServer): void {
+      wss.on('connection', (socket) => {
+        const send = socket.send.bind(socket) as (data: unknown, ...rest: unknown[]) => void
+        socket.send = ((data: unknown, ...rest: unknown[]) => {
+          const p = pending
+          pending = undefined
+          if (p && typeof data === 'string' && data.endsWith(p.suffix)) data = `${data.slice(0, -p.suffix.length)}"payload":${p.text}}`
+          send(data, ...rest)
+        }) as typeof socket.send
+      })
+    },
+  }
 }
