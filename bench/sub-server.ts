@@ -21,6 +21,7 @@ async function main(steps: number): Promise<void> {
   let runId = ''
   let busBase = 0
   let cpuAtRelease: NodeJS.CpuUsage | undefined
+  const committedAt: [number, number][] = []
   process.on('message', (m: { type: string; clients?: number }) => {
     void (async () => {
       if (m.type === 'wait-live') {
@@ -34,6 +35,12 @@ async function main(steps: number): Promise<void> {
         send({ type: 'live' })
       } else if (m.type === 'release') {
         cpuAtRelease = process.cpuUsage()
+        // When each of the run's events was committed (published on the bus): the start of the
+        // commit→client latency (an event's `at` is when the engine recorded it, before its commit).
+        orchestrator.context.bus.listen((events) => {
+          const t = Date.now()
+          for (const e of events) if (e.runId === runId) committedAt.push([e.seq, t])
+        })
         await orchestrator.signalRun(runId, 'gate', { released: true })
         const finished = await orchestrator.waitForRun(runId)
         send({ type: 'finished', status: finished.status })
@@ -48,7 +55,7 @@ async function main(steps: number): Promise<void> {
         const cursor = Number((m as { cursor?: number }).cursor ?? 0)
         const expected = (orchestrator.context.conn.sqlite
           .prepare('SELECT seq FROM events WHERE run_id = ? AND seq > ? ORDER BY seq').all(runId, cursor) as { seq: number }[]).map((r) => r.seq)
-        send({ type: 'stopped', rssBase, rssPeak, rssConnected, expected, eventsLost: bench.eventsLost(), serverCpuUs })
+        send({ type: 'stopped', rssBase, rssPeak, rssConnected, expected, eventsLost: bench.eventsLost(), serverCpuUs, committedAt })
         await server?.close()
         await bench.done()
         process.exit(0)
