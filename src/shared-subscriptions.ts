@@ -136,18 +136,23 @@ function mapEvents(source: AsyncIterable<unknown>, map: (payload: unknown) => Re
  * result object itself, the message replacer stands a numbered placeholder in for its payload (so
  * JSON.stringify does not descend into it) and `attach` swaps the placeholder for the cached JSON
  * on the socket's send. graphql-ws stringifies and sends in one synchronous step, so the
- * placeholder a send sees is always the one the replacer just made.
+ * placeholder a send sees is always the one the replacer just made. A large payload goes out as
+ * the middle fragment of a fragmented text message, from one Buffer shared by every socket, so
+ * 1,000 clients do not hold 1,000 copies of it.
  */
-export function sharedNextFrames() {
-  const json = new WeakMap<object, string>()
+export function sharedNextFrames(fragmentBytes = 16 * 1024) {
+  const json = new WeakMap<object, string | Buffer>()
   let counter = 0
-  let pending: { suffix: string; text: string } | undefined
+  let pending: { suffix: string; text: string | Buffer } | undefined
   return {
     onNext: (_ctx: unknown, _id: string, _payload: unknown, _args: unknown, result: unknown) => result as never,
     jsonMessageReplacer(this: unknown, key: string, value: unknown): unknown {
       if (key !== 'payload' || !value || typeof value !== 'object' || (this as { type?: unknown }).type !== 'next') return value
       let text = json.get(value)
-      if (text === undefined) json.set(value, (text = JSON.stringify(value)))
+      if (text === undefined) {
+        const s = JSON.stringify(value)
+        json.set(value, (text = s.length >= fragmentBytes ? Buffer.from(s) : s))
+      }
       const placeholder = `\u0001conveyor-payload:${++counter}\u0001`
       pending = { suffix: `"payload":${JSON.stringify(placeholder)}}`, text }
       return placeholder
@@ -158,8 +163,14 @@ export function sharedNextFrames() {
         socket.send = ((data: unknown, ...rest: unknown[]) => {
           const p = pending
           pending = undefined
-          if (p && typeof data === 'string' && data.endsWith(p.suffix)) data = `${data.slice(0, -p.suffix.length)}"payload":${p.text}}`
-          send(data, ...rest)
+          if (!p || typeof data !== 'string' || !data.endsWith(p.suffix)) return send(data, ...rest)
+          const head = `${data.slice(0, -p.suffix.length)}"payload":`
+          if (typeof p.text === 'string') return send(`${head}${p.text}}`, ...rest)
+          // One text message in three fragments; the callback (graphql-ws waits on it) goes with the last.
+          const cb = rest.find((x) => typeof x === 'function')
+          send(head, { binary: false, fin: false })
+          send(p.text, { binary: false, fin: false })
+          send('}', { binary: false, fin: true }, ...(cb ? [cb] : []))
         }) as typeof socket.send
       })
     },

@@ -196,20 +196,25 @@ describe('subscriptions', () => {
     const workflowId = await createWorkflow({
       parallel: true,
       steps: [
-        ...Array.from({ length: 6 }, (_, i) => ({ id: `q${i}`, factory: 'gate', action: 'quick', params: { n: i } })),
+        // ~240 events committed before the gate opens: the first batch is a message of > 16 KiB,
+        // which the server sends in fragments from one shared buffer (shared-subscriptions.ts).
+        ...Array.from({ length: 80 }, (_, i) => ({ id: `q${i}`, factory: 'gate', action: 'quick', params: { n: i } })),
         { id: 'w', factory: 'gate', action: 'wait', params: { n: 0 } },
       ],
     })
     const runId = await execute(workflowId)
     const batchesOf = (items: Batch[]) => items.map((i) => i.runEventBatches)
     const listeners = t.orchestrator.context.bus.size
+    await until(() => t.orchestrator.coordinator.readResult(runId).steps.w?.status === 'RUNNING')
     const all = collect<Batch>(t.ws(), print(RunEventBatchesDocument), { runId })
+    const twin = collect<Batch>(t.ws(), print(RunEventBatchesDocument), { runId })
     const small = collect<Batch>(t.ws(), print(RunEventBatchesDocument), { runId, maxEvents: 2 })
-    await until(() => t.orchestrator.context.bus.size === listeners + 2)
+    await until(() => t.orchestrator.context.bus.size === listeners + 3)
     open()
     await t.orchestrator.waitForRun(runId)
     const history = (await t.orchestrator.getHistory(runId)).map((e) => e.seq)
-    for (const batches of [batchesOf(await all.done), batchesOf(await small.done)]) {
+    expect(JSON.stringify(batchesOf(await all.done)[0]).length).toBeGreaterThan(16 * 1024)
+    for (const batches of [batchesOf(await all.done), batchesOf(await twin.done), batchesOf(await small.done)]) {
       expect(batches.flatMap((b) => b.events.map((e) => e.seq))).toEqual(history)
       for (const b of batches) {
         expect(b.events.length).toBeGreaterThan(0)
