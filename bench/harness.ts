@@ -215,10 +215,16 @@ export interface SubscriptionResult {
   steps: number
   /** Events of the run after the subscribers' cursor, each expected by every client. */
   eventsPerClient: number
+  /** Events delivered (one per client per event, batched or not). */
   deliveries: number
+  /** WebSocket messages the clients received: = deliveries per event, fewer when batched. */
+  messages: number
   p50: number
   p99: number
   max: number
+  /** Client receive time − the time the server published the event's commit (the part the server's delivery controls). */
+  fromCommitP50: number
+  fromCommitP99: number
   /** Latency of the first event after the release, over all clients: one event fanned out to N. */
   firstEventP99: number
   eventsLost: number
@@ -230,6 +236,8 @@ export interface SubscriptionResult {
   rssConnectedMb: number
   /** Deliveries per second, release to the last client's completion. */
   deliveriesPerSec: number
+  /** Server process CPU (user + system) per delivery, release to the last client's completion: less noisy than latency on a shared machine. */
+  serverCpuPerDeliveryUs: number
   ms: number
   correctness: Correctness
 }
@@ -242,9 +250,10 @@ const SERVER_SCRIPT = fileURLToPath(new URL('./sub-server.ts', import.meta.url))
  * in a child process of their own, so the server's RSS is measured from a fresh process and the
  * clients' CPU is not the bench's. The clients subscribe to one run of `steps` steps whose first
  * step waits for a signal; once every subscription is live on the server the run is released.
- * Latency = client receive time − the event's `at`.
+ * Latency = client receive time − the event's `at`. `batched`: the clients use `runEventBatches`
+ * (several events per message) instead of `runEvents`; latency is still per event.
  */
-export async function conveyorSubscriptions(o: { clients: number; steps: number; timeoutMs?: number }): Promise<SubscriptionResult> {
+export async function conveyorSubscriptions(o: { clients: number; steps: number; timeoutMs?: number; batched?: boolean }): Promise<SubscriptionResult> {
   const spawnChild = (script: string, args: string[] = []) =>
     spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const serverProcess = spawnChild(SERVER_SCRIPT, [String(o.steps)])
@@ -254,7 +263,7 @@ export async function conveyorSubscriptions(o: { clients: number; steps: number;
     const ready = (await server.next('ready', 120_000)) as { url: string; runId: string; cursor: number }
     clientProcess = spawnChild(CLIENT_SCRIPT)
     const clients = messageQueue(clientProcess)
-    clientProcess.send({ type: 'start', url: ready.url.replace(/^http/, 'ws'), runId: ready.runId, after: String(ready.cursor), clients: o.clients })
+    clientProcess.send({ type: 'start', url: ready.url.replace(/^http/, 'ws'), runId: ready.runId, after: String(ready.cursor), clients: o.clients, batched: o.batched ?? false })
     serverProcess.send({ type: 'wait-live', clients: o.clients })
     await server.next('live', 180_000)
     const t0 = now()
@@ -263,15 +272,17 @@ export async function conveyorSubscriptions(o: { clients: number; steps: number;
     await clients.next('completed', o.timeoutMs ?? 900_000)
     const ms = now() - t0
     serverProcess.send({ type: 'stop', cursor: ready.cursor })
-    const stopped = (await server.next('stopped', 60_000)) as { rssBase: number; rssPeak: number; rssConnected: number; expected: number[]; eventsLost: number }
-    clientProcess.send({ type: 'expected', seqs: stopped.expected })
+    const stopped = (await server.next('stopped', 60_000)) as { rssBase: number; rssPeak: number; rssConnected: number; expected: number[]; eventsLost: number; serverCpuUs: number; committedAt: [number, number][] }
+    clientProcess.send({ type: 'expected', seqs: stopped.expected, committedAt: stopped.committedAt })
     const report = (await clients.next('report', 60_000)) as unknown as ClientReport
     return {
-      clients: o.clients, steps: o.steps, eventsPerClient: stopped.expected.length, deliveries: report.deliveries,
+      clients: o.clients, steps: o.steps, eventsPerClient: stopped.expected.length, deliveries: report.deliveries, messages: report.messages,
       p50: report.p50, p99: report.p99, max: report.max, firstEventP99: report.firstEventP99,
+      fromCommitP50: report.fromCommitP50, fromCommitP99: report.fromCommitP99,
       eventsLost: report.lost, duplicatesOrDisorder: report.disorder,
       rssBaseMb: mb(stopped.rssBase), rssPeakMb: mb(stopped.rssPeak), rssGrowthMb: mb(stopped.rssPeak - stopped.rssBase), rssConnectedMb: mb(stopped.rssConnected - stopped.rssBase),
       deliveriesPerSec: (report.deliveries / ms) * 1000, ms,
+      serverCpuPerDeliveryUs: report.deliveries > 0 ? stopped.serverCpuUs / report.deliveries : 0,
       correctness: {
         runs: 1, succeeded: finished.status === 'SUCCEEDED' ? 1 : 0,
         eventsLost: stopped.eventsLost + report.lost,
@@ -290,10 +301,13 @@ export async function conveyorSubscriptions(o: { clients: number; steps: number;
 export interface ClientReport {
   type: 'report'
   deliveries: number
+  messages: number
   p50: number
   p99: number
   max: number
   firstEventP99: number
+  fromCommitP50: number
+  fromCommitP99: number
   lost: number
   disorder: number
 }

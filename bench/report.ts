@@ -36,11 +36,24 @@ const ROWS: RowSpec[] = [
   { scenario: '4 dispatch, saturated', metric: 'p99', unit: 'ms', better: 'lower', conveyor: 'dispatch.conveyor.saturated.p99', peers: { bullmq: 'dispatch.bullmq.saturated.p99', memory: 'dispatch.memory.saturated.p99' }, digits: 3 },
   { scenario: '5 subscriptions', metric: 'delivery p50', unit: 'ms', better: 'lower', conveyor: 'subs.p50', digits: 0 },
   { scenario: '5 subscriptions', metric: 'delivery p99', unit: 'ms', better: 'lower', conveyor: 'subs.p99', digits: 0 },
+  { scenario: '5 subscriptions', metric: 'from commit: delivery p50', unit: 'ms', better: 'lower', conveyor: 'subs.fromCommitP50', digits: 0 },
+  { scenario: '5 subscriptions', metric: 'from commit: delivery p99', unit: 'ms', better: 'lower', conveyor: 'subs.fromCommitP99', digits: 0 },
   { scenario: '5 subscriptions', metric: 'first event to all clients, p99', unit: 'ms', better: 'lower', conveyor: 'subs.firstEventP99', digits: 0 },
   { scenario: '5 subscriptions', metric: 'deliveries/s', unit: '/s', better: 'higher', conveyor: 'subs.deliveriesPerSec', digits: 0 },
+  { scenario: '5 subscriptions', metric: 'server CPU per delivery', unit: 'µs', better: 'lower', conveyor: 'subs.serverCpuPerDeliveryUs', digits: 1 },
   { scenario: '5 subscriptions', metric: 'events lost', unit: '', better: 'lower', conveyor: 'subs.lost', digits: 0 },
   { scenario: '5 subscriptions', metric: 'server RSS growth', unit: 'MB', better: 'lower', conveyor: 'subs.rssGrowthMb', digits: 0 },
   { scenario: '5 subscriptions', metric: 'of which: clients connected and subscribed, run not released', unit: 'MB', better: 'lower', conveyor: 'subs.rssConnectedMb', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'delivery p50', unit: 'ms', better: 'lower', conveyor: 'subsBatched.p50', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'delivery p99', unit: 'ms', better: 'lower', conveyor: 'subsBatched.p99', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'from commit: delivery p50', unit: 'ms', better: 'lower', conveyor: 'subsBatched.fromCommitP50', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'from commit: delivery p99', unit: 'ms', better: 'lower', conveyor: 'subsBatched.fromCommitP99', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'first event to all clients, p99', unit: 'ms', better: 'lower', conveyor: 'subsBatched.firstEventP99', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'deliveries/s', unit: '/s', better: 'higher', conveyor: 'subsBatched.deliveriesPerSec', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'events per message', unit: '', better: 'higher', conveyor: 'subsBatched.eventsPerMessage', digits: 1 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'server CPU per delivery', unit: 'µs', better: 'lower', conveyor: 'subsBatched.serverCpuPerDeliveryUs', digits: 1 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'events lost', unit: '', better: 'lower', conveyor: 'subsBatched.lost', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'server RSS growth', unit: 'MB', better: 'lower', conveyor: 'subsBatched.rssGrowthMb', digits: 0 },
   { scenario: '6 reads', metric: 'runs(first: 100) + workflow + steps', unit: 'req/s', better: 'higher', conveyor: 'reads.requestsPerSec', digits: 0 },
   { scenario: '6 reads', metric: 'SQL statements, first: 10', unit: '', better: 'lower', conveyor: 'reads.statementsFirst10', digits: 0 },
   { scenario: '6 reads', metric: 'SQL statements, first: 100', unit: '', better: 'lower', conveyor: 'reads.statementsFirst100', digits: 0 },
@@ -102,8 +115,13 @@ export function checkTargets(m: Metrics): TargetCheck[] {
   add('fan-out ≥ 5 × the BullMQ flow', ratio('fanout.bullmq.ms', 'fanout.conveyor.ms'), (v) => v >= 5, (v) => `${fmt(v, 2)} ×`)
   add('dispatch p99 < 10 ms at light load', m['dispatch.conveyor.light.p99'], (v) => v < 10, (v) => `${fmt(v, 3)} ms`)
   add('subscriptions p99 < 50 ms', m['subs.p99'], (v) => v < 50, (v) => `${fmt(v, 0)} ms`)
+  add('subscriptions: from commit, p99 < 50 ms', m['subs.fromCommitP99'], (v) => v < 50, (v) => `${fmt(v, 0)} ms`)
   add('subscriptions: 0 events lost', m['subs.lost'], (v) => v === 0, (v) => fmt(v, 0))
   add('subscriptions: server RSS growth < 100 MB', m['subs.rssGrowthMb'], (v) => v < 100, (v) => `${fmt(v, 0)} MB`)
+  add('subscriptions, batched (runEventBatches): p99 < 50 ms', m['subsBatched.p99'], (v) => v < 50, (v) => `${fmt(v, 0)} ms`)
+  add('subscriptions, batched: from commit, p99 < 50 ms', m['subsBatched.fromCommitP99'], (v) => v < 50, (v) => `${fmt(v, 0)} ms`)
+  add('subscriptions, batched: 0 events lost', m['subsBatched.lost'], (v) => v === 0, (v) => fmt(v, 0))
+  add('subscriptions, batched: server RSS growth < 100 MB', m['subsBatched.rssGrowthMb'], (v) => v < 100, (v) => `${fmt(v, 0)} MB`)
   const s10 = m['reads.statementsFirst10']
   const s100 = m['reads.statementsFirst100']
   add('reads: constant SQL statements per page (first 10 = first 100)', s10 !== undefined && s100 !== undefined ? s100 - s10 : undefined, (v) => v === 0, () => `${fmt(s10, 0)} vs ${fmt(s100, 0)}`)

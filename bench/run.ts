@@ -206,6 +206,8 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
       m['subs.p50'] = r.p50
       m['subs.p99'] = r.p99
       m['subs.max'] = r.max
+      m['subs.fromCommitP50'] = r.fromCommitP50
+      m['subs.fromCommitP99'] = r.fromCommitP99
       m['subs.firstEventP99'] = r.firstEventP99
       m['subs.lost'] = r.eventsLost
       m['subs.disorder'] = r.duplicatesOrDisorder
@@ -213,8 +215,27 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
       m['subs.rssBaseMb'] = r.rssBaseMb
       m['subs.rssConnectedMb'] = r.rssConnectedMb
       m['subs.deliveriesPerSec'] = r.deliveriesPerSec
+      m['subs.serverCpuPerDeliveryUs'] = r.serverCpuPerDeliveryUs
       m['subs.eventsPerClient'] = r.eventsPerClient
       m['subs.ms'] = r.ms
+    })
+    // The same scenario with the opt-in batched subscription (runEventBatches): its own rows.
+    await step(`subscriptions, batched: ${s.clients} graphql-ws clients on runEventBatches of one run of ${s.steps} steps`, async () => {
+      const r = await conveyorSubscriptions({ ...s, batched: true })
+      checkCorrect('subscriptions (batched)', { ...r.correctness, eventsLost: 0 })
+      m['subsBatched.p50'] = r.p50
+      m['subsBatched.p99'] = r.p99
+      m['subsBatched.max'] = r.max
+      m['subsBatched.fromCommitP50'] = r.fromCommitP50
+      m['subsBatched.fromCommitP99'] = r.fromCommitP99
+      m['subsBatched.firstEventP99'] = r.firstEventP99
+      m['subsBatched.lost'] = r.eventsLost
+      m['subsBatched.disorder'] = r.duplicatesOrDisorder
+      m['subsBatched.rssGrowthMb'] = r.rssGrowthMb
+      m['subsBatched.deliveriesPerSec'] = r.deliveriesPerSec
+      m['subsBatched.serverCpuPerDeliveryUs'] = r.serverCpuPerDeliveryUs
+      m['subsBatched.eventsPerMessage'] = r.messages > 0 ? r.deliveries / r.messages : 0
+      m['subsBatched.ms'] = r.ms
     })
   }
   if (o.only.includes('reads')) {

@@ -20,6 +20,8 @@ async function main(steps: number): Promise<void> {
   let rssConnected = 0
   let runId = ''
   let busBase = 0
+  let cpuAtRelease: NodeJS.CpuUsage | undefined
+  const committedAt: [number, number][] = []
   process.on('message', (m: { type: string; clients?: number }) => {
     void (async () => {
       if (m.type === 'wait-live') {
@@ -32,6 +34,13 @@ async function main(steps: number): Promise<void> {
         rssConnected = process.memoryUsage().rss
         send({ type: 'live' })
       } else if (m.type === 'release') {
+        cpuAtRelease = process.cpuUsage()
+        // When each of the run's events was committed (published on the bus): the start of the
+        // commit→client latency (an event's `at` is when the engine recorded it, before its commit).
+        orchestrator.context.bus.listen((events) => {
+          const t = Date.now()
+          for (const e of events) if (e.runId === runId) committedAt.push([e.seq, t])
+        })
         await orchestrator.signalRun(runId, 'gate', { released: true })
         const finished = await orchestrator.waitForRun(runId)
         send({ type: 'finished', status: finished.status })
@@ -40,10 +49,13 @@ async function main(steps: number): Promise<void> {
       } else if (m.type === 'stop') {
         clearInterval(sampler)
         rssPeak = Math.max(rssPeak, process.memoryUsage().rss)
+        // Server CPU (user + system) from the release to the last client's completion.
+        const cpu = process.cpuUsage(cpuAtRelease)
+        const serverCpuUs = cpu.user + cpu.system
         const cursor = Number((m as { cursor?: number }).cursor ?? 0)
         const expected = (orchestrator.context.conn.sqlite
           .prepare('SELECT seq FROM events WHERE run_id = ? AND seq > ? ORDER BY seq').all(runId, cursor) as { seq: number }[]).map((r) => r.seq)
-        send({ type: 'stopped', rssBase, rssPeak, rssConnected, expected, eventsLost: bench.eventsLost() })
+        send({ type: 'stopped', rssBase, rssPeak, rssConnected, expected, eventsLost: bench.eventsLost(), serverCpuUs, committedAt })
         await server?.close()
         await bench.done()
         process.exit(0)

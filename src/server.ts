@@ -14,9 +14,10 @@ import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
 import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
 import { metricsText } from './metrics.ts'
 import { serveArtifact } from './artifact-route.ts'
-import { DEFAULT_MAX_UNREAD_BYTES, limitUnreadBytes } from './ws-flow-control.ts'
+import { DEFAULT_MAX_UNREAD_BYTES, batchWrites, limitUnreadBytes } from './ws-flow-control.ts'
 import { DEFAULT_MAX_STALL_MS, limitStalledStreams } from './sse-flow-control.ts'
 import { useDocumentLimits } from './graphql-limits.ts'
+import { sharedNextFrames, useSharedSubscriptionResults } from './shared-subscriptions.ts'
 import { createRequire } from 'node:module'
 import type { DocumentNode, GraphQLError } from 'graphql'
 import { TokenStore } from './engine/tokens.ts'
@@ -98,6 +99,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       // without asking first; those are refused unless they carry CSRF_HEADER.
       useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),
       ...(authRequired ? [useAccessControl(tokens, revocations)] : []),
+      // One execution per event for all subscribers with the same operation (shared-subscriptions.ts).
+      useSharedSubscriptionResults({ authRequired }),
       ...(options.graphql?.introspection === false ? [useNoIntrospection()] : []),
     ],
     // Yoga's default CORS reflects any origin, which would let any web page call a loopback server
@@ -180,6 +183,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   })
   limitUnreadBytes(wss, options.maxBufferedBytes ?? DEFAULT_MAX_UNREAD_BYTES, logger)
   const stalls = limitStalledStreams(server, options.maxStallMs ?? DEFAULT_MAX_STALL_MS, logger)
+  // After limitUnreadBytes, so its accounting sees every frame this hands on.
+  batchWrites(wss)
+  // Last, so the frames the other wrappers see are the real ones.
+  const frames = sharedNextFrames()
+  frames.attach(wss)
   const ws = useServer(
     {
       // With auth on, the connection is refused without a valid token (close 4401); each operation
@@ -191,6 +199,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         ctx.extra.socket.close(4401, authorization ? 'Unauthorized: invalid or revoked token' : 'Unauthorized: send connectionParams.authorization')
         return false
       },
+      // Each shared result is serialised once for all its subscribers (shared-subscriptions.ts).
+      onNext: frames.onNext,
+      jsonMessageReplacer: frames.jsonMessageReplacer,
       // Build execute/subscribe from yoga's envelop so its plugins and context apply here too.
       execute: ((args: { rootValue: { execute: (a: unknown) => unknown } }) => args.rootValue.execute(args)) as never,
       subscribe: ((args: { rootValue: { subscribe: (a: unknown) => unknown } }) => args.rootValue.subscribe(args)) as never,

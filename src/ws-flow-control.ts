@@ -71,3 +71,53 @@ function watch(socket: WebSocket, max: number, logger?: Logger): () => void {
     setTimeout(() => socket.terminate(), 1000).unref()
   }
 }
+
+/** Bytes a socket may hold unsent (in user space) before a send waits for the kernel again. */
+export const DEFAULT_WRITE_AHEAD_BYTES = 32 * 1024
+
+/**
+ * Fewer, larger writes. graphql-ws awaits each frame's write callback before it takes the next
+ * event, and ws writes every frame at once: one syscall per frame per client. Here a send returns
+ * at once while the socket holds less than `writeAheadBytes` unsent (so a subscription hands over
+ * every event it has in the same turn), and each socket is corked from its first send in a turn
+ * until the next `setImmediate`, so all of that leaves in one write. Past `writeAheadBytes` a send
+ * waits for its write as before: a client that does not keep up still holds back only its own
+ * subscriptions, and the unread-bytes limit above still counts every byte handed to ws. Nothing
+ * leaves before the turn ends, so a turn only writes ahead for `turnBudgetMs`: after that, sends
+ * wait for the flush, and the first frames of every socket go out without waiting for the rest.
+ */
+export function batchWrites(wss: WebSocketServer, writeAheadBytes = DEFAULT_WRITE_AHEAD_BYTES, turnBudgetMs = 5): void {
+  const corked = new Set<{ uncork(): void }>()
+  let turnStarted = 0
+  const flush = () => {
+    for (const raw of corked) raw.uncork()
+    corked.clear()
+  }
+  wss.on('connection', (socket) => {
+    const raw = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
+    const send = socket.send.bind(socket) as (data: unknown, ...rest: unknown[]) => void
+    socket.send = ((data: unknown, ...rest: unknown[]) => {
+      if (raw && !corked.has(raw)) {
+        if (corked.size === 0) {
+          setImmediate(flush)
+          turnStarted = performance.now()
+        }
+        raw.cork()
+        corked.add(raw)
+      }
+      const i = rest.findIndex((x) => typeof x === 'function')
+      const cb = i >= 0 ? (rest[i] as (e?: Error) => void) : undefined
+      let settled = false
+      const done = (e?: Error) => {
+        if (settled) return
+        settled = true
+        cb?.(e)
+      }
+      if (i >= 0) rest[i] = done
+      else rest.push(done)
+      send(data, ...rest)
+      // A write error after this point closes the socket, which ends its subscriptions anyway.
+      if (!settled && socket.bufferedAmount < writeAheadBytes && performance.now() - turnStarted < turnBudgetMs) done()
+    }) as typeof socket.send
+  })
+}

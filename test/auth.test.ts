@@ -372,6 +372,13 @@ const SUBSCRIPTIONS: Record<string, SubscriptionCase> = {
     // Replays the finished run's events, ending with RUN_SUCCEEDED (then the stream completes).
     enough: (r) => r.some((x) => x.data?.runEvents?.type === 'RUN_SUCCEEDED'),
   },
+  runEventBatches: {
+    query: 'subscription ($id: ID!) { runEventBatches(runId: $id) { cursor events { seq type } } }',
+    async setup() {
+      return { variables: { id: await finishedRun(NOOP) } }
+    },
+    enough: (r) => r.some((x) => x.data?.runEventBatches?.events?.some((e: { type: string }) => e.type === 'RUN_SUCCEEDED')),
+  },
   events: {
     query: 'subscription { events(after: "0") { seq type } }',
     async setup() {
@@ -455,6 +462,46 @@ describe('every subscription needs read, over graphql-ws and SSE', () => {
       }
     }, SLOW)
   }
+
+  it('subscribers of the same operation share its results, not its access check', async () => {
+    // Same document text and variables on several connections: the server executes each event once
+    // for such subscribers (shared-subscriptions.ts); each operation must still be checked on its own.
+    const runId = await waitingRun()
+    const query = 'subscription ($id: ID!) { runEvents(runId: $id) { seq type } }'
+    const finished = (r: WsResult['results']) => r.some((x) => x.data?.runEvents?.type === 'RUN_SUCCEEDED') || r.some((x) => x.errors)
+    const first = overWs(server.url, caller.read, query, { id: runId }, finished)
+    // A connection whose token is revoked after it connected: its subscription to the same
+    // operation is refused, while the others stream.
+    const later = tokens.create({ name: 'shared-revoked', scopes: 'read' })
+    const results: WsResult['results'] = []
+    const client = (await import('graphql-ws')).createClient({
+      url: server.url.replace(/^http/, 'ws'),
+      webSocketImpl: (await import('ws')).default,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${later.token}` },
+      lazy: false,
+    })
+    try {
+      await new Promise<void>((resolve) => client.on('connected', () => resolve()))
+      tokens.revoke(later.id)
+      await new Promise<void>((resolve, reject) =>
+        client.subscribe({ query, variables: { id: runId } }, { next: (v) => void results.push(v as never), error: reject, complete: resolve }),
+      )
+    } finally {
+      await client.dispose()
+    }
+    expect(results).toHaveLength(1)
+    expect(results[0]!.errors![0]!.extensions).toMatchObject({ code: 'UNAUTHENTICATED' })
+    expect(results[0]!.data).toBeUndefined()
+    const second = overWs(server.url, caller.execute, query, { id: runId }, finished)
+    await o.signalRun(runId, 'approve', { ok: true })
+    await o.waitForRun(runId)
+    const history = (await o.getHistory(runId)).map((e) => e.seq)
+    for (const r of [await first, await second]) {
+      expect(r.results.every((x) => !x.errors), JSON.stringify(r.results)).toBe(true)
+      expect(r.results.map((x) => (x.data as { runEvents: { seq: number } }).runEvents.seq)).toEqual(history)
+    }
+  })
 
   it('a graphql-ws connection is checked again per operation: after revoking its token, it is refused', async () => {
     const made = tokens.create({ name: 'short-lived', scopes: 'read' })

@@ -40,6 +40,16 @@ describe('bench harness (tiny sizes, correctness only)', () => {
     expect(r.deliveries).toBe(3 * r.eventsPerClient)
   })
 
+  it('subscriptions, batched (runEventBatches): every client gets every event once, in order', async () => {
+    const r = await conveyorSubscriptions({ clients: 3, steps: 4, timeoutMs: 20_000, batched: true })
+    expect(r.correctness.succeeded).toBe(1)
+    expect(r.eventsLost).toBe(0)
+    expect(r.duplicatesOrDisorder).toBe(0)
+    expect(r.eventsPerClient).toBeGreaterThan(0)
+    expect(r.deliveries).toBe(3 * r.eventsPerClient)
+    expect(r.messages).toBeLessThanOrEqual(r.deliveries)
+  })
+
   it('reads: constant statements per page, and the events page of a seeded log', async () => {
     const r = await conveyorReads({ runs: 12, events: 500, durationMs: 50, concurrency: 2, samples: 2 })
     expect(r.correctness).toEqual({ runs: 12, succeeded: 12, eventsLost: 0 })

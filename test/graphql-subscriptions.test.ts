@@ -4,9 +4,11 @@ import { print } from 'graphql'
 import { z } from 'zod'
 import { defineFactory } from '../src/index.ts'
 import { startTestServer, collect, sse, type TestServer } from './helpers/server.ts'
-import { AllEventsDocument, CreateWorkflowDocument, ExecuteWorkflowDocument, RunEventsDocument, RunUpdatedDocument } from './generated/graphql.ts'
+import { until } from './support/barrier.ts'
+import { AllEventsDocument, CreateWorkflowDocument, ExecuteWorkflowDocument, RunEventBatchesDocument, RunEventsDocument, RunUpdatedDocument } from './generated/graphql.ts'
 
 type Ev = { runEvents: { cursor: string; seq: number; type: string; stepId: string | null; runId: string } }
+type Batch = { runEventBatches: { cursor: string; events: Ev['runEvents'][] } }
 
 /** An action that waits until the test opens its gate: keeps a run in flight while clients come and go. */
 function gated() {
@@ -148,5 +150,94 @@ describe('subscriptions', () => {
     expect(r.errors).toMatchObject([{ extensions: { code: 'BAD_USER_INPUT' } }])
     const health = await fetch(t.url.replace('/graphql', '/healthz'))
     expect(health.status).toBe(200)
+  })
+
+  it('many subscribers of the same operation: each gets exactly its own stream (cursor, run), over graphql-ws and SSE', async () => {
+    // The server executes an event once for all subscribers of the same document and variables;
+    // what each one is sent must still follow its own cursor and run.
+    const { factory, open } = gated()
+    t = await startTestServer({ factories: { gate: factory } })
+    const listeners = t.orchestrator.context.bus.size
+    const workflowId = await createWorkflow({
+      parallel: true,
+      steps: [
+        ...Array.from({ length: 4 }, (_, i) => ({ id: `q${i}`, factory: 'gate', action: 'quick', params: { n: i } })),
+        ...Array.from({ length: 4 }, (_, i) => ({ id: `w${i}`, factory: 'gate', action: 'wait', params: { n: i } })),
+      ],
+    })
+    const runId = await execute(workflowId)
+    const other = await execute(workflowId)
+    // A cursor from the part of the run already committed (the quick steps).
+    const early = (await collect<Ev>(t.ws(), print(RunEventsDocument), { runId }, (items) => items.length >= 3).done).at(-1)!.runEvents.cursor
+    await until(() => t.orchestrator.context.bus.size === listeners)
+    const same = Array.from({ length: 4 }, () => collect<Ev>(t.ws(), print(RunEventsDocument), { runId }))
+    const resumed = collect<Ev>(t.ws(), print(RunEventsDocument), { runId, after: early })
+    const otherRun = collect<Ev>(t.ws(), print(RunEventsDocument), { runId: other })
+    const batched = Array.from({ length: 2 }, () => collect<Batch>(t.ws(), print(RunEventBatchesDocument), { runId }))
+    const overSse = sse<Ev>(t.url, print(RunEventsDocument), { runId })
+    // Release the run once every stream is live, so the rest of the run reaches them all from the
+    // event bus (the events the server executes once for the subscribers of the same operation).
+    await until(() => t.orchestrator.context.bus.size === listeners + 9)
+    open()
+    await t.orchestrator.waitForRun(runId)
+    await t.orchestrator.waitForRun(other)
+    const history = (await t.orchestrator.getHistory(runId)).map((e) => e.seq)
+    const seqs = (items: Ev[]) => items.map((i) => i.runEvents.seq)
+    for (const c of same) expect(seqs(await c.done)).toEqual(history)
+    expect(seqs(await resumed.done)).toEqual(history.filter((seq) => seq > Number(early)))
+    expect(seqs(await otherRun.done)).toEqual((await t.orchestrator.getHistory(other)).map((e) => e.seq))
+    for (const c of batched) expect((await c.done).flatMap((b) => b.runEventBatches.events.map((e) => e.seq))).toEqual(history)
+    expect(seqs(await overSse)).toEqual(history)
+  })
+
+  it('runEventBatches: the batches are the run\'s events in order, each batch resumable by its cursor', async () => {
+    const { factory, open } = gated()
+    t = await startTestServer({ factories: { gate: factory } })
+    const workflowId = await createWorkflow({
+      parallel: true,
+      steps: [
+        // ~240 events committed before the gate opens: the first batch is a message of > 16 KiB,
+        // which the server sends in fragments from one shared buffer (shared-subscriptions.ts).
+        ...Array.from({ length: 80 }, (_, i) => ({ id: `q${i}`, factory: 'gate', action: 'quick', params: { n: i } })),
+        { id: 'w', factory: 'gate', action: 'wait', params: { n: 0 } },
+      ],
+    })
+    const runId = await execute(workflowId)
+    const batchesOf = (items: Batch[]) => items.map((i) => i.runEventBatches)
+    const listeners = t.orchestrator.context.bus.size
+    await until(() => t.orchestrator.coordinator.readResult(runId).steps.w?.status === 'RUNNING')
+    const all = collect<Batch>(t.ws(), print(RunEventBatchesDocument), { runId })
+    const twin = collect<Batch>(t.ws(), print(RunEventBatchesDocument), { runId })
+    const small = collect<Batch>(t.ws(), print(RunEventBatchesDocument), { runId, maxEvents: 2 })
+    await until(() => t.orchestrator.context.bus.size === listeners + 3)
+    open()
+    await t.orchestrator.waitForRun(runId)
+    const history = (await t.orchestrator.getHistory(runId)).map((e) => e.seq)
+    expect(JSON.stringify(batchesOf(await all.done)[0]).length).toBeGreaterThan(16 * 1024)
+    for (const batches of [batchesOf(await all.done), batchesOf(await twin.done), batchesOf(await small.done)]) {
+      expect(batches.flatMap((b) => b.events.map((e) => e.seq))).toEqual(history)
+      for (const b of batches) {
+        expect(b.events.length).toBeGreaterThan(0)
+        expect(b.cursor).toBe(b.events.at(-1)!.cursor)
+        expect(b.events.every((e) => e.runId === runId)).toBe(true)
+      }
+    }
+    const smallBatches = batchesOf(await small.done)
+    expect(smallBatches.every((b) => b.events.length <= 2)).toBe(true)
+    // The replay of the committed part comes in full batches: more than one event per message.
+    expect(batchesOf(await all.done)[0]!.events.length).toBeGreaterThan(1)
+    // Resuming after a batch's cursor: the rest, exactly once.
+    const cursor = smallBatches[1]!.cursor
+    const rest = batchesOf(await collect<Batch>(t.ws(), print(RunEventBatchesDocument), { runId, after: cursor }).done)
+    expect(rest.flatMap((b) => b.events.map((e) => e.seq))).toEqual(history.filter((seq) => seq > Number(cursor)))
+    // And over SSE.
+    const overSse = (await sse<Batch>(t.url, print(RunEventBatchesDocument), { runId })).map((i) => i.runEventBatches)
+    expect(overSse.flatMap((b) => b.events.map((e) => e.seq))).toEqual(history)
+    // maxEvents out of range, an unknown run: errors, nothing streamed.
+    for (const [variables, code] of [[{ runId, maxEvents: 0 }, 'BAD_USER_INPUT'], [{ runId, maxEvents: 1001 }, 'BAD_USER_INPUT'], [{ runId: 'run_missing' }, 'NOT_FOUND']] as const) {
+      const bad = collect(t.ws(), print(RunEventBatchesDocument), variables)
+      expect(await bad.done).toEqual([])
+      expect(bad.errors, JSON.stringify(variables)).toMatchObject([{ extensions: { code } }])
+    }
   })
 })

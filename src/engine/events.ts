@@ -130,8 +130,7 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
       if (this.done) return { done: true, value: undefined }
       const e = this.take()
       if (e) {
-        this.cursor = e.seq
-        if (this.options.untilRunFinished && TERMINAL_RUN_EVENTS.has(e.type) && !this.continuesAfter(e)) this.finish()
+        this.handOut(e)
         return { done: false, value: e }
       }
       // Caught up on a run that had already finished before the cursor (a subscriber resuming after
@@ -146,6 +145,42 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
       await new Promise<void>((resolve) => (this.wake = resolve))
       this.wake = undefined
     }
+  }
+
+  /**
+   * The next events as one list: at least one (waiting for it like `next`), then every further event
+   * already available without waiting, up to `max`. Concatenated, the batches are exactly the events
+   * `next` would have handed out one by one.
+   */
+  async nextBatch(max: number): Promise<IteratorResult<RunEvent[]>> {
+    const first = await this.next()
+    if (first.done) return { done: true, value: undefined }
+    const batch = [first.value]
+    while (batch.length < max && !this.done) {
+      const e = this.take()
+      if (!e) break
+      this.handOut(e)
+      batch.push(e)
+    }
+    return { done: false, value: batch }
+  }
+
+  /** This stream as an iterator of batches (`nextBatch`); ending it ends the stream. */
+  batches(max: number): AsyncIterableIterator<RunEvent[]> {
+    const iterator: AsyncIterableIterator<RunEvent[]> = {
+      next: () => this.nextBatch(max),
+      return: async () => {
+        this.finish()
+        return { done: true, value: undefined }
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    }
+    return iterator
+  }
+
+  private handOut(e: RunEvent): void {
+    this.cursor = e.seq
+    if (this.options.untilRunFinished && TERMINAL_RUN_EVENTS.has(e.type) && !this.continuesAfter(e)) this.finish()
   }
 
   private finishedBeforeCursor(): boolean {

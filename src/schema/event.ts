@@ -1,3 +1,4 @@
+import { GraphQLError } from 'graphql'
 import { builder } from './builder.ts'
 import { RunRef } from './refs.ts'
 import { EventTypeEnum } from './enums.ts'
@@ -20,6 +21,17 @@ export const RunEventType = builder.objectRef<RunEvent>('RunEvent').implement({
     attempt: t.exposeInt('attempt', { nullable: true }),
     at: t.field({ type: 'DateTime', resolve: (e) => e.at }),
     payload: t.field({ type: 'JSON', nullable: true, resolve: (e) => e.payload }),
+  }),
+})
+
+/** Largest `maxEvents` of `runEventBatches` (and its default). */
+export const MAX_BATCH_EVENTS = 1000
+
+export const RunEventBatchType = builder.objectRef<RunEvent[]>('RunEventBatch').implement({
+  description: 'Consecutive events of a run (at least one), in seq order: one message of `runEventBatches`.',
+  fields: (t) => ({
+    events: t.field({ type: [RunEventType], resolve: (batch) => batch }),
+    cursor: t.string({ description: 'The last event\'s cursor: resume after the whole batch.', resolve: (batch) => String(batch.at(-1)!.seq) }),
   }),
 })
 
@@ -59,6 +71,27 @@ builder.subscriptionFields((t) => ({
       return ctx.orchestrator.events({ runId: run.id }, { after: cursor, untilRunFinished: true })
     },
     resolve: (e) => e,
+  }),
+  runEventBatches: t.field({
+    type: RunEventBatchType,
+    description:
+      'The same events as `runEvents` (same `after`, same end), several to a message: each batch holds the next event and every later one ' +
+      'already committed when it is sent, up to `maxEvents` (default and at most 1000). Fewer, larger messages for a client that follows a busy run.',
+    args: {
+      runId: t.arg.id(),
+      after: t.arg.string({ required: false }),
+      maxEvents: t.arg.int({ required: false }),
+    },
+    subscribe: (_, { runId, after, maxEvents }, ctx) => {
+      const cursor = parseSeqCursor(after, true)
+      const run = runOrGraphQLError(ctx, runId)
+      const max = maxEvents ?? MAX_BATCH_EVENTS
+      if (!Number.isInteger(max) || max < 1 || max > MAX_BATCH_EVENTS) {
+        throw new GraphQLError(`maxEvents must be between 1 and ${MAX_BATCH_EVENTS}`, { extensions: { code: 'BAD_USER_INPUT' } })
+      }
+      return ctx.orchestrator.events({ runId: run.id }, { after: cursor, untilRunFinished: true }).batches(max)
+    },
+    resolve: (batch) => batch,
   }),
   events: t.field({
     type: RunEventType,
