@@ -200,43 +200,24 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
   }
   if (o.only.includes('subscriptions')) {
     const s = sizes.subscriptions
-    await step(`subscriptions: ${s.clients} graphql-ws clients on one run of ${s.steps} steps`, async () => {
-      const r = await conveyorSubscriptions(s)
-      checkCorrect('subscriptions', { ...r.correctness, eventsLost: 0 })
-      m['subs.p50'] = r.p50
-      m['subs.p99'] = r.p99
-      m['subs.max'] = r.max
-      m['subs.fromCommitP50'] = r.fromCommitP50
-      m['subs.fromCommitP99'] = r.fromCommitP99
-      m['subs.firstEventP99'] = r.firstEventP99
-      m['subs.lost'] = r.eventsLost
-      m['subs.disorder'] = r.duplicatesOrDisorder
-      m['subs.rssGrowthMb'] = r.rssGrowthMb
-      m['subs.rssBaseMb'] = r.rssBaseMb
-      m['subs.rssConnectedMb'] = r.rssConnectedMb
-      m['subs.deliveriesPerSec'] = r.deliveriesPerSec
-      m['subs.serverCpuPerDeliveryUs'] = r.serverCpuPerDeliveryUs
-      m['subs.eventsPerClient'] = r.eventsPerClient
-      m['subs.ms'] = r.ms
-    })
-    // The same scenario with the opt-in batched subscription (runEventBatches): its own rows.
-    await step(`subscriptions, batched: ${s.clients} graphql-ws clients on runEventBatches of one run of ${s.steps} steps`, async () => {
-      const r = await conveyorSubscriptions({ ...s, batched: true })
-      checkCorrect('subscriptions (batched)', { ...r.correctness, eventsLost: 0 })
-      m['subsBatched.p50'] = r.p50
-      m['subsBatched.p99'] = r.p99
-      m['subsBatched.max'] = r.max
-      m['subsBatched.fromCommitP50'] = r.fromCommitP50
-      m['subsBatched.fromCommitP99'] = r.fromCommitP99
-      m['subsBatched.firstEventP99'] = r.firstEventP99
-      m['subsBatched.lost'] = r.eventsLost
-      m['subsBatched.disorder'] = r.duplicatesOrDisorder
-      m['subsBatched.rssGrowthMb'] = r.rssGrowthMb
-      m['subsBatched.deliveriesPerSec'] = r.deliveriesPerSec
-      m['subsBatched.serverCpuPerDeliveryUs'] = r.serverCpuPerDeliveryUs
-      m['subsBatched.eventsPerMessage'] = r.messages > 0 ? r.deliveries / r.messages : 0
-      m['subsBatched.ms'] = r.ms
-    })
+    // Per event (runEvents), then the same scenario with the opt-in batched subscription (runEventBatches): rows of their own.
+    for (const batched of [false, true]) {
+      const prefix = batched ? 'subsBatched' : 'subs'
+      const label = batched ? 'subscriptions, batched' : 'subscriptions'
+      await step(`${label}: ${s.clients} graphql-ws clients on ${batched ? 'runEventBatches of ' : ''}one run of ${s.steps} steps`, async () => {
+        const r = await conveyorSubscriptions(batched ? { ...s, batched: true } : s)
+        checkCorrect(batched ? 'subscriptions (batched)' : 'subscriptions', { ...r.correctness, eventsLost: 0 })
+        const figures: Record<string, number> = {
+          p50: r.p50, p99: r.p99, max: r.max, fromCommitP50: r.fromCommitP50, fromCommitP99: r.fromCommitP99, firstEventP99: r.firstEventP99,
+          lost: r.eventsLost, disorder: r.duplicatesOrDisorder, rssGrowthMb: r.rssGrowthMb, deliveriesPerSec: r.deliveriesPerSec,
+          serverCpuPerDeliveryUs: r.serverCpuPerDeliveryUs, ms: r.ms,
+          ...(batched
+            ? { eventsPerMessage: r.messages > 0 ? r.deliveries / r.messages : 0 }
+            : { rssBaseMb: r.rssBaseMb, rssConnectedMb: r.rssConnectedMb, eventsPerClient: r.eventsPerClient }),
+        }
+        for (const [name, value] of Object.entries(figures)) m[`${prefix}.${name}`] = value
+      })
+    }
   }
   if (o.only.includes('reads')) {
     const s = sizes.reads

@@ -62,6 +62,22 @@ async function follow(url: string, runId: string): Promise<{ seqs: number[]; ms:
   return { seqs, ms: Date.now() - started }
 }
 
+/**
+ * A server of its own, and the reference: the burst the test will repeat, followed by a normal
+ * client with nobody else connected (every event of it, and how long it took).
+ */
+async function serveWithReference(file: string) {
+  const db = join(dir, file)
+  const proc = serve(db, { config: CONFIG })
+  const url = await proc.url()
+  const seqsOf = (runId: string) => readDb(db, (s) => (s.prepare('select seq from events where run_id = ? order by seq').all(runId) as { seq: number }[]).map((r) => r.seq))
+  const burst = chattyWorkflow(4, 5000)
+  const warm = await createAndRun(url, burst)
+  const reference = await follow(url, warm)
+  expect(reference.seqs).toEqual(seqsOf(warm))
+  return { proc, url, origin: new URL(url).origin, seqsOf, burst, reference }
+}
+
 /** Reading again, each stalled client finds its connection closed by the server; then the server stops cleanly. */
 async function expectClosedAndStop(stalled: StalledClient[], proc: ReturnType<typeof serve>): Promise<void> {
   for (const c of stalled) c.drain()
@@ -74,17 +90,7 @@ async function expectClosedAndStop(stalled: StalledClient[], proc: ReturnType<ty
 
 describe('slow and vanished subscribers', () => {
   it(`${STALLED} clients that stop reading: bounded memory, other clients unaffected, stalled sockets closed`, async () => {
-    const db = join(dir, 'slow.db')
-    const proc = serve(db, { config: CONFIG })
-    const url = await proc.url()
-    const origin = new URL(url).origin
-    const seqsOf = (runId: string) => readDb(db, (s) => (s.prepare('select seq from events where run_id = ? order by seq').all(runId) as { seq: number }[]).map((r) => r.seq))
-
-    // The reference: the same burst with only the normal client connected. And the baseline memory.
-    const burst = chattyWorkflow(4, 5000)
-    const warm = await createAndRun(url, burst)
-    const reference = await follow(url, warm)
-    expect(reference.seqs).toEqual(seqsOf(warm))
+    const { proc, url, origin, seqsOf, burst, reference } = await serveWithReference('slow.db')
     const rssBefore = await metric(origin, 'conveyor_process_resident_bytes')
     const heapBefore = await metric(origin, 'conveyor_process_heap_used_bytes')
 
@@ -123,14 +129,7 @@ describe('slow and vanished subscribers', () => {
   }, 240_000)
 
   it(`${STALLED_SSE} SSE subscribers that stop reading: bounded memory, other clients unaffected, closed after server.maxStallMs`, async () => {
-    const db = join(dir, 'slow-sse.db')
-    const proc = serve(db, { config: CONFIG })
-    const url = await proc.url()
-    const origin = new URL(url).origin
-    const seqsOf = (runId: string) => readDb(db, (s) => (s.prepare('select seq from events where run_id = ? order by seq').all(runId) as { seq: number }[]).map((r) => r.seq))
-    const burst = chattyWorkflow(4, 5000)
-    const warm = await createAndRun(url, burst)
-    expect((await follow(url, warm)).seqs).toEqual(seqsOf(warm))
+    const { proc, url, origin, seqsOf, burst } = await serveWithReference('slow-sse.db')
     const heapBefore = await metric(origin, 'conveyor_process_heap_used_bytes')
 
     const stalled: StalledClient[] = []
