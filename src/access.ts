@@ -229,8 +229,3 @@ export function hostAllowed(request: IncomingMessage, allowedHosts: readonly str
   }
   return isLoopback(hostname) || allowedHosts.some((h) => h.toLowerCase() === hostname || h.toLowerCase() === host.toLowerCase())
 }
-
-/** A plain HTTP route (metrics, artifact downloads) under auth: any valid token (every scope includes read). */
-export function authorizeRoute(tokens: TokenStore, request: IncomingMessage): Authentication {
-  return authenticate(tokens, request.headers.authorization)
-}

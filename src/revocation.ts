@@ -83,13 +83,6 @@ export class RevocationWatch {
     }
   }
 
-  /** Subscriptions being watched (for tests and metrics). */
-  get size(): number {
-    let n = 0
-    for (const set of this.open.values()) n += set.size
-    return n
-  }
-
   close(): void {
     clearInterval(this.timer)
     this.timer = undefined

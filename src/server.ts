@@ -22,7 +22,7 @@ import { createRequire } from 'node:module'
 import type { DocumentNode, GraphQLError } from 'graphql'
 import { TokenStore } from './engine/tokens.ts'
 import {
-  assertSafeBind, authenticate, authorizeRoute, connectionAuthorization, hostAllowed, originAllowed, revokedResult, useAccessControl,
+  assertSafeBind, authenticate, connectionAuthorization, hostAllowed, originAllowed, revokedResult, useAccessControl,
   useNoIntrospection,
 } from './access.ts'
 import { RevocationWatch } from './revocation.ts'
@@ -125,8 +125,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   })
 
   const maxBody = options.maxBodyBytes ?? 1024 * 1024
+  // Plain routes (metrics, artifact downloads) under auth: any valid token, since every scope includes read.
   const routeAllowed = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const auth = authorizeRoute(tokens, req)
+    const auth = authenticate(tokens, req.headers.authorization)
     if (!auth.ok) refuse(res, 401, auth.reason, { 'www-authenticate': 'Bearer' })
     return auth.ok
   }
@@ -151,9 +152,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       serveArtifact(orchestrator, path, req.method, res)
       return
     }
-    const tooLarge = () =>
-      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' })
-        .end(JSON.stringify({ errors: [{ message: `request body exceeds ${maxBody} bytes` }] }))
+    const tooLarge = () => refuse(res, 413, `request body exceeds ${maxBody} bytes`, { connection: 'close' })
     if (Number(req.headers['content-length'] ?? 0) > maxBody) {
       tooLarge()
       return

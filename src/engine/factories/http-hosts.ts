@@ -65,7 +65,10 @@ function specialIPv4(octets: number[]): string | undefined {
   return undefined
 }
 
-/** What kind of sensitive host `hostname` (as URL.hostname gives it) is by its name alone, if any. */
+/**
+ * What kind of sensitive host `hostname` (as URL.hostname gives it: lowercase, IPv6 in brackets) is
+ * by its name alone, if any: loopback, unspecified, link-local or cloud metadata.
+ */
 function sensitiveByName(hostname: string): string | undefined {
   const host = hostname.replace(/\.$/, '')
   if (host === 'localhost' || host.endsWith('.localhost')) return 'loopback'
@@ -91,14 +94,6 @@ function mappedIPv4(v6: string): number[] | undefined {
   const hi = parseInt(m[1]!, 16)
   const lo = parseInt(m[2]!, 16)
   return [hi >> 8, hi & 255, lo >> 8, lo & 255]
-}
-
-/**
- * Loopback, unspecified, link-local and cloud-metadata hosts: reachable through a wildcard never,
- * only by an exact entry. `hostname` is as URL.hostname gives it (lowercase, IPv6 in brackets).
- */
-export function isSensitiveHost(hostname: string): boolean {
-  return sensitiveByName(hostname) !== undefined
 }
 
 /** An address as URL.hostname writes it: IPv6 in brackets and compressed, IPv4 dotted. */

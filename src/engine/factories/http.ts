@@ -11,8 +11,6 @@ import { NonRetryableError } from '../errors.ts'
 import type { ActionContext } from '../interfaces.ts'
 import { ADDRESS_REFUSED, hostPolicy, type HostPolicy } from './http-hosts.ts'
 
-export { hostPolicy, isSensitiveHost } from './http-hosts.ts'
-
 export interface HttpFactoryOptions {
   /**
    * Hosts requests may go to: `api.example.com` (any port), `api.example.com:8443` (that port only),
