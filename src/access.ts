@@ -221,6 +221,21 @@ export function originAllowed(request: IncomingMessage, allowedOrigins: readonly
 export function hostAllowed(request: IncomingMessage, allowedHosts: readonly string[]): boolean {
   const host = request.headers.host
   if (host === undefined) return true
+  // Every request asks, with a handful of distinct Host values: remember the answers (bounded).
+  let known = hostAnswers.get(allowedHosts)
+  if (!known) hostAnswers.set(allowedHosts, (known = new Map()))
+  let allowed = known.get(host)
+  if (allowed === undefined) {
+    allowed = hostNameAllowed(host, allowedHosts)
+    if (known.size >= 256) known.clear()
+    known.set(host, allowed)
+  }
+  return allowed
+}
+
+const hostAnswers = new WeakMap<readonly string[], Map<string, boolean>>()
+
+function hostNameAllowed(host: string, allowedHosts: readonly string[]): boolean {
   let hostname: string
   try {
     hostname = new URL(`http://${host}/`).hostname

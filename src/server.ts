@@ -92,6 +92,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     graphqlEndpoint: PATH,
     context: () => ({ orchestrator, signArtifactUrl }),
     logging: logger,
+    // The node handler below enforces maxBodyBytes before yoga sees a request (declared length, or a
+    // chunked body read under the limit); yoga's own check pipes every body through a web stream.
+    maxRequestBodySize: false,
     plugins: [
       // Token, alias and directive limits on the document (graphql-limits.ts).
       useDocumentLimits(),
