@@ -383,17 +383,8 @@ export async function conveyorReads(o: { runs: number; events: number; durationM
       if ((await orchestrator.executeWorkflow(workflowId)).status === 'SUCCEEDED') succeeded++
     })
     const eventsLost = bench.eventsLost()
-    // A run with `events` events, bulk-inserted in one transaction (before the server starts: the
-    // insert blocks the event loop for seconds, long enough to break idle keep-alive connections).
-    const one = await orchestrator.createWorkflow('big-log', { steps: [{ id: 'only', factory: 'control', action: 'noop', params: {} }] })
-    const big = await orchestrator.executeWorkflow(one)
-    const sqlite = orchestrator.context.conn.sqlite
-    const insert = sqlite.prepare('INSERT INTO events (run_id, workflow_id, step_id, attempt, type, status, at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-    const at = Date.now()
-    sqlite.transaction(() => {
-      for (let i = 0; i < o.events; i++) insert.run(big.runId, one, `s${i % 1000}`, 1, 'STEP_LOG', 'RUNNING', at, `{"message":"log line ${i}"}`)
-    })()
-    const middle = (sqlite.prepare('SELECT seq FROM events WHERE run_id = ? ORDER BY seq LIMIT 1 OFFSET ?').get(big.runId, Math.floor(o.events / 2)) as { seq: number }).seq
+    const big = await seedEventLog(orchestrator, o.events)
+    const middle = (orchestrator.context.conn.sqlite.prepare('SELECT seq FROM events WHERE run_id = ? ORDER BY seq LIMIT 1 OFFSET ?').get(big.runId, Math.floor(o.events / 2)) as { seq: number }).seq
     const runCount = o.runs + 1
     server = await startServer({ orchestrator, host: '127.0.0.1', port: 0 })
     const url = server.url
@@ -431,7 +422,7 @@ export async function conveyorReads(o: { runs: number; events: number; durationM
     }))
     const requestsPerSec = (requests / (now() - t0)) * 1000
 
-    const samples = o.samples ?? 100
+    const samples = o.samples ?? 500
     const firstPage: number[] = []
     const middlePage: number[] = []
     const sqlTimes: number[] = []
@@ -458,6 +449,23 @@ export async function conveyorReads(o: { runs: number; events: number; durationM
     await server?.close()
     await bench.done()
   }
+}
+
+/**
+ * A run of one step whose log is then padded to `events` events, bulk-inserted in one transaction
+ * (before any server starts: the insert blocks the event loop for seconds, long enough to break
+ * idle keep-alive connections).
+ */
+export async function seedEventLog(orchestrator: ProjectOrchestrator, events: number): Promise<{ runId: string }> {
+  const one = await orchestrator.createWorkflow('big-log', { steps: [{ id: 'only', factory: 'control', action: 'noop', params: {} }] })
+  const big = await orchestrator.executeWorkflow(one)
+  const sqlite = orchestrator.context.conn.sqlite
+  const insert = sqlite.prepare('INSERT INTO events (run_id, workflow_id, step_id, attempt, type, status, at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+  const at = Date.now()
+  sqlite.transaction(() => {
+    for (let i = 0; i < events; i++) insert.run(big.runId, one, `s${i % 1000}`, 1, 'STEP_LOG', 'RUNNING', at, `{"message":"log line ${i}"}`)
+  })()
+  return { runId: big.runId }
 }
 
 /** CPU time (user + system, µs) this process used since `since`. */

@@ -2,7 +2,7 @@
 //   npx tsx bench/tools/reads-probe.ts [events=1000000] [samples=1000] [profile.cpuprofile]
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
-import { openConveyor } from '../harness.ts'
+import { openConveyor, seedEventLog } from '../harness.ts'
 import { percentile } from '../stats.ts'
 import { startServer } from '../../src/server.ts'
 
@@ -13,14 +13,7 @@ const QUERY = process.env.PROBE_QUERY ?? `query Events($runId: ID!, $after: Stri
 
 const bench = openConveyor()
 const { orchestrator } = bench
-const one = await orchestrator.createWorkflow('big-log', { steps: [{ id: 'only', factory: 'control', action: 'noop', params: {} }] })
-const big = await orchestrator.executeWorkflow(one)
-const sqlite = orchestrator.context.conn.sqlite
-const insert = sqlite.prepare('INSERT INTO events (run_id, workflow_id, step_id, attempt, type, status, at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-const at = Date.now()
-sqlite.transaction(() => {
-  for (let i = 0; i < events; i++) insert.run(big.runId, one, `s${i % 1000}`, 1, 'STEP_LOG', 'RUNNING', at, `{"message":"log line ${i}"}`)
-})()
+const big = await seedEventLog(orchestrator, events)
 const server = await startServer({ orchestrator, host: '127.0.0.1', port: 0 })
 const post = async () => {
   const res = await fetch(server.url, {
