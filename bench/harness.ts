@@ -81,7 +81,7 @@ export function timedFactory(timeline: Timeline) {
   })
 }
 
-function chainDefinition(steps: number, factory = 'bench', action = 'tick') {
+export function chainDefinition(steps: number, factory = 'bench', action = 'tick') {
   return { steps: Array.from({ length: steps }, (_, i) => ({ id: `s${i}`, factory, action, params: { i } })), parallel: false }
 }
 

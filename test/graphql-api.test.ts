@@ -161,6 +161,45 @@ describe('reads', () => {
     expect(wf.runs.edges).toHaveLength(5)
   })
 
+  it('filters runs by status, workflow and creation time, newest first, and pages within a filter', async () => {
+    t = await startTestServer()
+    const ok = await workflow()
+    const bad = await workflow({ steps: [{ id: 'f', factory: 'control', action: 'fail', params: {} }] })
+    const okRuns: string[] = []
+    for (let i = 0; i < 3; i++) okRuns.push(await run(ok))
+    const badRun = await run(bad)
+    await Promise.all([...okRuns, badRun].map((r) => t.orchestrator.waitForRun(r)))
+    const query = `query ($status: RunStatus, $workflowId: ID, $createdAfter: DateTime, $createdBefore: DateTime, $first: Int, $after: String) {
+      runs(status: $status, workflowId: $workflowId, createdAfter: $createdAfter, createdBefore: $createdBefore, first: $first, after: $after) {
+        edges { node { id status createdAt } } pageInfo { hasNextPage endCursor } } }`
+    type Page = { edges: { node: { id: string; status: string; createdAt: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } }
+    const runs = async (variables: Record<string, unknown>) => {
+      const r = await t.request(query, variables)
+      expect(r.errors).toBeUndefined()
+      return (r.data as { runs: Page }).runs
+    }
+    const ids = async (variables: Record<string, unknown>) => (await runs(variables)).edges.map((e) => e.node.id)
+    const all = (await runs({})).edges
+    expect(all.map((e) => e.node.id)).toEqual([badRun, ...[...okRuns].reverse()])
+    expect(await ids({ status: 'FAILED' })).toEqual([badRun])
+    expect(await ids({ status: 'SUCCEEDED', workflowId: ok })).toEqual([...okRuns].reverse())
+    expect(await ids({ status: 'SUCCEEDED', workflowId: bad })).toEqual([])
+    // Creation-time bounds are exclusive: strictly after the first run's, strictly before the last run's.
+    const created = new Map(all.map((e) => [e.node.id, Date.parse(e.node.createdAt)]))
+    const first = created.get(okRuns[0]!)!
+    const last = created.get(badRun)!
+    const expected = (lo: number, hi: number) => all.filter((e) => created.get(e.node.id)! > lo && created.get(e.node.id)! < hi).map((e) => e.node.id)
+    expect(await ids({ createdAfter: new Date(first).toISOString() })).toEqual(expected(first, Infinity))
+    expect(await ids({ createdBefore: new Date(last).toISOString() })).toEqual(expected(-Infinity, last))
+    expect(await ids({ createdAfter: new Date(first - 1).toISOString(), createdBefore: new Date(last + 1).toISOString() })).toHaveLength(4)
+    // Paging inside a filter: two pages of the succeeded runs, no overlap, nothing else.
+    const one = await runs({ status: 'SUCCEEDED', first: 2 })
+    expect(one.pageInfo.hasNextPage).toBe(true)
+    const two = await runs({ status: 'SUCCEEDED', first: 2, after: one.pageInfo.endCursor })
+    expect(two.pageInfo.hasNextPage).toBe(false)
+    expect([...one.edges, ...two.edges].map((e) => e.node.id)).toEqual([...okRuns].reverse())
+  })
+
   it('templates: register, version on change, instantiate with params', async () => {
     t = await startTestServer()
     const def = { steps: [{ factory: 'control', action: 'noop' }] }

@@ -2,7 +2,15 @@
 // so a page of runs with their workflows and steps costs a constant number of statements).
 import { and, asc, desc, eq, inArray, lt, gt, sql, type SQL } from 'drizzle-orm'
 import type { Connection } from '../connection.ts'
+import { inJson, rowReader } from '../rows.ts'
 import { artifacts, runs, steps, templates, workflows, workflowVersions, stepAttempts } from '../schema.ts'
+
+// The reads every page and batch makes, without the query builder (rows.ts); the rest use drizzle.
+const runRows = rowReader(runs)
+const workflowRows = rowReader(workflows)
+const stepRows = rowReader(steps)
+const attemptRows = rowReader(stepAttempts)
+const artifactRows = rowReader(artifacts)
 
 export interface Page {
   limit: number
@@ -11,13 +19,15 @@ export interface Page {
 }
 
 export function listRuns(conn: Connection, q: Page & { status?: string; workflowId?: string; createdAfter?: number; createdBefore?: number }) {
-  const where: SQL[] = []
-  if (q.status) where.push(eq(runs.status, q.status))
-  if (q.workflowId) where.push(eq(runs.workflowId, q.workflowId))
-  if (q.createdAfter !== undefined) where.push(gt(runs.createdAt, q.createdAfter))
-  if (q.createdBefore !== undefined) where.push(lt(runs.createdAt, q.createdBefore))
-  if (q.before) where.push(lt(runs.id, q.before))
-  return conn.db.select().from(runs).where(and(...where)).orderBy(desc(runs.id)).limit(q.limit).all()
+  const where: string[] = []
+  const params: unknown[] = []
+  const add = (clause: string, value: unknown) => (where.push(clause), params.push(value))
+  if (q.status) add('status = ?', q.status)
+  if (q.workflowId) add('workflow_id = ?', q.workflowId)
+  if (q.createdAfter !== undefined) add('created_at > ?', q.createdAfter)
+  if (q.createdBefore !== undefined) add('created_at < ?', q.createdBefore)
+  if (q.before) add('id < ?', q.before)
+  return runRows.all(conn, `${where.length ? `WHERE ${where.join(' AND ')} ` : ''}ORDER BY id DESC LIMIT ?`, ...params, q.limit)
 }
 
 export function listWorkflows(conn: Connection, q: Page & { name?: string }) {
@@ -45,12 +55,12 @@ export function listTemplateVersions(conn: Connection, name: string) {
 
 export function getRunsByIds(conn: Connection, ids: readonly string[]) {
   if (ids.length === 0) return []
-  return conn.db.select().from(runs).where(inArray(runs.id, [...ids])).all()
+  return runRows.all(conn, `WHERE ${inJson('id')}`, JSON.stringify(ids))
 }
 
 export function getWorkflowsByIds(conn: Connection, ids: readonly string[]) {
   if (ids.length === 0) return []
-  return conn.db.select().from(workflows).where(inArray(workflows.id, [...ids])).all()
+  return workflowRows.all(conn, `WHERE ${inJson('id')}`, JSON.stringify(ids))
 }
 
 export function getWorkflowVersions(conn: Connection, keys: readonly { workflowId: string; version: number }[]) {
@@ -66,17 +76,17 @@ export function listWorkflowVersions(conn: Connection, workflowId: string) {
 
 export function getStepsByRunIds(conn: Connection, runIds: readonly string[]) {
   if (runIds.length === 0) return []
-  return conn.db.select().from(steps).where(inArray(steps.runId, [...runIds])).orderBy(asc(steps.id)).all()
+  return stepRows.all(conn, `WHERE ${inJson('run_id')} ORDER BY id`, JSON.stringify(runIds))
 }
 
 export function getStepsByIds(conn: Connection, ids: readonly number[]) {
   if (ids.length === 0) return []
-  return conn.db.select().from(steps).where(inArray(steps.id, [...ids])).all()
+  return stepRows.all(conn, `WHERE ${inJson('id')}`, JSON.stringify(ids))
 }
 
 export function getAttemptsByRunIds(conn: Connection, runIds: readonly string[]) {
   if (runIds.length === 0) return []
-  return conn.db.select().from(stepAttempts).where(inArray(stepAttempts.runId, [...runIds])).orderBy(asc(stepAttempts.id)).all()
+  return attemptRows.all(conn, `WHERE ${inJson('run_id')} ORDER BY id`, JSON.stringify(runIds))
 }
 
 /** The newest run of each workflow (run ids sort by creation time). */
@@ -92,17 +102,18 @@ export function countRunsByStatus(conn: Connection) {
 
 export function getArtifactsByRunIds(conn: Connection, runIds: readonly string[]) {
   if (runIds.length === 0) return []
-  return conn.db.select().from(artifacts).where(inArray(artifacts.runId, [...runIds])).orderBy(asc(artifacts.createdAt), sql`rowid`).all() // rowid: the order they were stored in (created_at ties within a millisecond)
+  // rowid: the order they were stored in (created_at ties within a millisecond).
+  return artifactRows.all(conn, `WHERE ${inJson('run_id')} ORDER BY created_at, rowid`, JSON.stringify(runIds))
 }
 
 export function getArtifact(conn: Connection, id: string) {
-  return conn.db.select().from(artifacts).where(eq(artifacts.id, id)).get()
+  return artifactRows.get(conn, 'WHERE id = ?', id)
 }
 
 export function getRetriesOf(conn: Connection, runId: string) {
-  return conn.db.select().from(runs).where(eq(runs.retryOf, runId)).orderBy(asc(runs.id)).all()
+  return runRows.all(conn, 'WHERE retry_of = ? ORDER BY id', runId)
 }
 
 export function getChildRunsOf(conn: Connection, runId: string) {
-  return conn.db.select().from(runs).where(and(eq(runs.parentRunId, runId), sql`${runs.retryOf} is null`)).orderBy(asc(runs.id)).all()
+  return runRows.all(conn, 'WHERE parent_run_id = ? AND retry_of IS NULL ORDER BY id', runId)
 }
