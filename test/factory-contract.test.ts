@@ -2,20 +2,21 @@
 // Query.factories is valid JSON Schema (draft 2020-12, checked with Ajv), literal params that break
 // an action's schema fail createWorkflow before any run starts, and Factory.health runs each
 // factory's check (ok, failing, throwing, timing out, none).
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { z } from 'zod'
-import { defineFactory, orchestratorFromConfig, ValidationError, type ProjectOrchestrator } from '../src/index.ts'
+import { defineFactory, orchestratorFromConfig, ValidationError } from '../src/index.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { until } from './support/barrier.ts'
 import { CreateWorkflowDocument, FactoriesDocument, FactoryByNameDocument, FactoryHealthDocument } from './generated/graphql.ts'
+import { openedPerTest } from './support/opened.ts'
 
 let t: TestServer | undefined
-const open: ProjectOrchestrator[] = []
-afterEach(async () => {
-  await t?.close()
-  t = undefined
-  for (const o of open.splice(0)) await o.close()
+const opened = openedPerTest({
+  before: async () => {
+    await t?.close()
+    t = undefined
+  },
 })
 
 const probe = defineFactory({
@@ -92,7 +93,7 @@ describe('bad literal params fail createWorkflow before any run starts', () => {
 
   it.each(cases)('library: $name', async ({ step, path, message }) => {
     const o = orchestratorFromConfig({ http: { allowedHosts: ['api.example.com'] }, factories: { probe } })
-    open.push(o)
+    opened.track(o)
     const error = await o.createWorkflow('bad', { steps: [step] }).catch((e) => e)
     expect(error).toBeInstanceOf(ValidationError)
     expect((error as ValidationError).issues).toContainEqual({ path, message: expect.stringMatching(message) })

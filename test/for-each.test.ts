@@ -2,7 +2,7 @@
 // (`render[0]`, `render[1]`, ...) with `item` and `index` in scope; its output is the items' outputs
 // in order, bounded by the step's and the workflow's maxParallel, and durable across a SIGKILL.
 // Through the library, GraphQL over HTTP, and a crashed child process. No wall-clock assertions.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import {
   ProjectOrchestrator, ValidationError, controlFactory, defineFactory, type ActionContext, type OrchestratorConfig, type WorkflowDefinition,
@@ -12,22 +12,22 @@ import { crashKit } from './helpers/child.ts'
 import { until } from './support/barrier.ts'
 import { CreateWorkflowDocument, ExecuteWorkflowDocument, RunDocument } from './generated/graphql.ts'
 import { slowFactory } from './fixtures/fanout-workflow.ts'
+import { openedPerTest } from './support/opened.ts'
 
 const WORKER = new URL('./fixtures/fanout-worker.ts', import.meta.url).pathname
-const open: ProjectOrchestrator[] = []
 const kit = crashKit()
 let server: TestServer | undefined
 
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  await server?.close()
-  server = undefined
-  kit.cleanup()
+const opened = openedPerTest({
+  after: async () => {
+    await server?.close()
+    server = undefined
+    kit.cleanup()
+  },
 })
 
 function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
-  const o = new ProjectOrchestrator(config)
-  open.push(o)
+  const o = opened.orchestrator(config)
   o.registerFactory('control', controlFactory)
   return o
 }
@@ -407,8 +407,7 @@ describe('forEach durability', () => {
     await kit.kill(child)
     expect(seen.SUCCEEDED).toBeLessThan(12)
 
-    const o = new ProjectOrchestrator({ database: db })
-    open.push(o)
+    const o = opened.orchestrator({ database: db })
     o.registerFactory('slow', slowFactory)
     const result = await o.waitForRun(runId)
     expect(result.status).toBe('SUCCEEDED')

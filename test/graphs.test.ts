@@ -1,13 +1,11 @@
 // Graph shapes beyond the seed's two modes: dependsOn branching and merging, `when` conditions,
 // inline nested groups mixing sequential and parallel, failure policies and the run output.
-import { afterEach, describe, expect, it } from 'vitest'
-import { ProjectOrchestrator, type ActionContext, type RunEvent, type WorkflowDefinition } from '../src/index.ts'
+import { describe, expect, it } from 'vitest'
+import { type ActionContext, type RunEvent, type WorkflowDefinition } from '../src/index.ts'
 import { barrier, latch } from './support/barrier.ts'
+import { openedPerTest } from './support/opened.ts'
 
-const open: ProjectOrchestrator[] = []
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-})
+const opened = openedPerTest()
 
 const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms))
 
@@ -16,8 +14,7 @@ const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms))
  * (after an optional wait on a named barrier or latch); `boom` throws.
  */
 function setup() {
-  const o = new ProjectOrchestrator()
-  open.push(o)
+  const o = opened.orchestrator()
   const log: string[] = []
   const calls: { stepId: string; params: Record<string, unknown>; steps: Record<string, unknown>; previous: unknown }[] = []
   const waits = new Map<string, () => Promise<void>>()
@@ -40,7 +37,7 @@ function setup() {
     },
   })
   const run = async (definition: WorkflowDefinition, input?: unknown) => {
-    const id = await o.createWorkflow(`w${open.length}_${Math.random().toString(36).slice(2, 8)}`, definition)
+    const id = await o.createWorkflow(`w${opened.count()}_${Math.random().toString(36).slice(2, 8)}`, definition)
     const result = await o.executeWorkflow(id, input)
     const history = await o.getHistory(result.runId)
     return { result, history }

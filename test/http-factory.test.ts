@@ -15,6 +15,7 @@ import { httpFactory, parseRetryAfter } from '../src/engine/factories/http.ts'
 import { retryDelay, resolveRetry } from '../src/engine/retry.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { ExecuteWorkflowDocument, CreateWorkflowDocument, RunDocument } from './generated/graphql.ts'
+import { openedPerTest } from './support/opened.ts'
 
 // ------------------------------------------------------------------ a loopback test server
 
@@ -119,22 +120,22 @@ afterAll(() => {
 
 let server: TestHttpServer
 let second: TestHttpServer | undefined
-const open: ProjectOrchestrator[] = []
 
 beforeEach(async () => {
   fetched.length = 0
   server = await new TestHttpServer().listen()
 })
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  await server.close()
-  await second?.close()
-  second = undefined
+const opened = openedPerTest({
+  after: async () => {
+    await server.close()
+    await second?.close()
+    second = undefined
+  },
 })
 
 function orchestrator(http: ConveyorConfig['http'] = { allowedHosts: [`127.0.0.1:${server.port}`] }): ProjectOrchestrator {
   const o = orchestratorFromConfig({ http })
-  open.push(o)
+  opened.track(o)
   return o
 }
 
@@ -293,7 +294,7 @@ describe('http.request: the host allow-list', () => {
 
   it('by default (no http config) every host is refused, before any connection', async () => {
     const o = orchestratorFromConfig({})
-    open.push(o)
+    opened.track(o)
     expect(await blocked(o, `${server.origin}/x`)).toMatch(/host 127\.0\.0\.1:\d+ is not allowed: the http factory's allowedHosts is empty/)
     expect(await blocked(o, 'http://blocked.invalid/')).toMatch(/not allowed/)
     expect(fetched).toEqual([])
@@ -362,7 +363,7 @@ describe('http.request: addresses DNS gives', () => {
   function withDns(allowedHosts: string[], table: Record<string, string[]>) {
     const resolver = fakeDns(table)
     const o = orchestratorFromConfig({ factories: { http: httpFactory({ allowedHosts, lookup: resolver.lookup }) } })
-    open.push(o)
+    opened.track(o)
     return { o, asked: resolver.asked }
   }
 

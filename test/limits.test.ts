@@ -3,23 +3,16 @@
 // and per-factory `concurrency`, and a nested group's `maxParallel`. Every test counts in-flight
 // actions from inside the actions themselves (increment on entry, decrement on exit, keep the max) and
 // proves both sides: the limit is reached, and it is never exceeded. No wall-clock assertions.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import {
-  ProjectOrchestrator, defineFactory, type ActionContext, type OrchestratorConfig, type StepDefinition, type WorkflowDefinition,
+  ProjectOrchestrator, defineFactory, type ActionContext, type StepDefinition,
 } from '../src/index.ts'
+import { openedPerTest } from './support/opened.ts'
 
-const open: ProjectOrchestrator[] = []
+const opened = openedPerTest()
 
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-})
-
-function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
-  const o = new ProjectOrchestrator(config)
-  open.push(o)
-  return o
-}
+const orchestrator = opened.orchestrator
 
 /** Counts actions in flight: `current`, the highest `max` ever seen, and `total` entries. */
 class Gauge {

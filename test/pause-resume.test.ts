@@ -1,35 +1,28 @@
 // Pause and resume (DESIGN.md §3 "Cancel / pause / resume"): a paused run starts nothing new, lets
 // running actions finish, and continues where it stopped on resume; it finishes only after resume.
 // Proved through the library and through GraphQL over HTTP. Ordering and counting only.
-import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { z } from 'zod'
-import { ConflictError, NotFoundError, ProjectOrchestrator, defineFactory, type OrchestratorConfig, type RunEvent } from '../src/index.ts'
+import { ConflictError, NotFoundError, defineFactory, type RunEvent } from '../src/index.ts'
 import { latch, until } from './support/barrier.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import {
   CancelRunDocument, CreateWorkflowDocument, EventsPageDocument, ExecuteWorkflowDocument, PauseRunDocument, ResumeRunDocument,
   RunLineageDocument,
 } from './generated/graphql.ts'
+import { openedPerTest } from './support/opened.ts'
 
-const open: ProjectOrchestrator[] = []
-const dirs: string[] = []
 let t: TestServer | undefined
 
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  await t?.close()
-  t = undefined
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+const opened = openedPerTest({
+  after: async () => {
+    await t?.close()
+    t = undefined
+  },
 })
 
-function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
-  const o = new ProjectOrchestrator(config)
-  open.push(o)
-  return o
-}
+const orchestrator = opened.orchestrator
 
 /** `gate.wait` blocks until the test opens the gate; counts calls and the most in flight at once. */
 function gated() {
@@ -233,8 +226,7 @@ describe('pause and resume (library)', () => {
 
 describe('pause across a restart', () => {
   it('a run paused when the process stops is still PAUSED after a restart, starts nothing, and finishes after resume', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'conveyor-pause-'))
-    dirs.push(dir)
+    const dir = opened.tempDir('conveyor-pause-')
     const db = join(dir, 'conveyor.db')
     const g = gated()
     const first = orchestrator({ database: db, coordinator: { maxWorkers: 1 } })

@@ -2,7 +2,7 @@
 // `api: { ratePerSecond: 20 }`) that actions and steps name, factory- and action-level
 // `ratePerSecond`, validation of pool names, and Query.pools. Concurrency is proved by counting in
 // flight from inside the actions; rates by counting starts against a fake clock (never wall time).
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { z } from 'zod'
 import {
   ProjectOrchestrator, ValidationError, defineFactory, type ActionContext, type OrchestratorConfig, type StepDefinition,
@@ -11,21 +11,21 @@ import { Pool, PoolSet, type Waiter } from '../src/engine/pools.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { latch, until } from './support/barrier.ts'
 import { PoolsDocument } from './generated/graphql.ts'
+import { openedPerTest } from './support/opened.ts'
 
 const POOLS = { gpu: { concurrency: 2 }, api: { ratePerSecond: 20 }, single: { concurrency: 1 } }
-const open: ProjectOrchestrator[] = []
 let server: TestServer | undefined
 
-afterEach(async () => {
-  vi.useRealTimers()
-  for (const o of open.splice(0)) await o.close()
-  await server?.close()
-  server = undefined
+const opened = openedPerTest({
+  before: () => vi.useRealTimers(),
+  after: async () => {
+    await server?.close()
+    server = undefined
+  },
 })
 
 function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
-  const o = new ProjectOrchestrator({ pools: POOLS, ...config })
-  open.push(o)
+  const o = opened.orchestrator({ pools: POOLS, ...config })
   return o
 }
 

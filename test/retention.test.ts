@@ -2,37 +2,31 @@
 // pruned with their steps, step attempts, events, artifact rows and artifact files, a batch per
 // transaction; newer runs and runs still in flight are kept, and the engine runs on meanwhile.
 // The clock is faked (Date only; timers stay real) so that "old" is exact, not a matter of timing.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
+import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { z } from 'zod'
 import { ProjectOrchestrator, defineFactory } from '../src/index.ts'
 import type { RetentionConfig } from '../src/engine/retention.ts'
 import { latch, until } from './support/barrier.ts'
+import { openedPerTest } from './support/opened.ts'
 
 const DAY = 86_400_000
 const T0 = Date.UTC(2026, 0, 1)
-const open: ProjectOrchestrator[] = []
-const dirs: string[] = []
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['Date'] })
   vi.setSystemTime(T0)
 })
 
-afterEach(async () => {
-  vi.useRealTimers()
-  for (const o of open.splice(0)) await o.close()
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+const opened = openedPerTest({
+  before: () => vi.useRealTimers(),
 })
 
 /** An orchestrator on a database file in a fresh folder (artifacts go beside it), with `files`. */
 function setup(retention: Partial<RetentionConfig> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'conveyor-retention-'))
-  dirs.push(dir)
-  const o = new ProjectOrchestrator({ database: join(dir, 'conveyor.db'), retention: { maxAgeMs: DAY, intervalMs: 10 * DAY, ...retention } })
-  open.push(o)
+  const dir = opened.tempDir('conveyor-retention-')
+  const o = opened.orchestrator({ database: join(dir, 'conveyor.db'), retention: { maxAgeMs: DAY, intervalMs: 10 * DAY, ...retention } })
   const gate = latch()
   o.registerFactory('files', defineFactory({
     name: 'files',

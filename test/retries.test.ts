@@ -2,26 +2,18 @@
 // backoff, non-retryable errors, every attempt recorded in step_attempts, step and run timeouts firing
 // the action's AbortSignal, cancel settling everything, and idempotency keys deduplicating starts.
 // Ordering and counting only: no assertion depends on how long anything took.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { z } from 'zod'
 import {
-  ConflictError, NonRetryableError, NotFoundError, ProjectOrchestrator, TimeoutError, CancelledError, ValidationError,
-  defineFactory, type ActionContext, type OrchestratorConfig, type RunEvent, type WorkflowDefinition,
+  ConflictError, NonRetryableError, NotFoundError, ProjectOrchestrator, TimeoutError, CancelledError, ValidationError, defineFactory, type ActionContext, type RunEvent, type WorkflowDefinition,
 } from '../src/index.ts'
 import { backoffDelay, resolveRetry, DEFAULT_RETRY, type ResolvedRetry } from '../src/engine/retry.ts'
+import { openedPerTest } from './support/opened.ts'
 
-const open: ProjectOrchestrator[] = []
+const opened = openedPerTest()
 
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-})
-
-function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
-  const o = new ProjectOrchestrator(config)
-  open.push(o)
-  return o
-}
+const orchestrator = opened.orchestrator
 
 function deferred<T = void>() {
   let resolve!: (value: T) => void

@@ -2,35 +2,31 @@
 // outputs of succeeded steps (their actions are not called again) and runs the failed step (or
 // fromStep) and everything downstream, optionally with edited params; the runs are linked both ways.
 // Through the library, GraphQL over HTTP, and across a SIGKILL of the retried run's process.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import {
-  ConflictError, NonRetryableError, NotFoundError, ProjectOrchestrator, ValidationError, controlFactory, defineFactory,
-  type OrchestratorConfig, type RunEvent, type WorkflowDefinition,
+  ConflictError, NonRetryableError, NotFoundError, ValidationError, controlFactory, defineFactory, type RunEvent, type WorkflowDefinition,
 } from '../src/index.ts'
 import { latch, until } from './support/barrier.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { crashKit } from './helpers/child.ts'
 import { CreateWorkflowDocument, ExecuteWorkflowDocument, RetryRunDocument, RunLineageDocument } from './generated/graphql.ts'
 import { approveThenChargeWorkflow, shopFactory } from './fixtures/run-control-workflow.ts'
+import { openedPerTest } from './support/opened.ts'
 
 const WORKER = new URL('./fixtures/run-control-worker.ts', import.meta.url).pathname
-const open: ProjectOrchestrator[] = []
 const kit = crashKit()
 let t: TestServer | undefined
 
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  await t?.close()
-  t = undefined
-  kit.cleanup()
+const opened = openedPerTest({
+  after: async () => {
+    await t?.close()
+    t = undefined
+    kit.cleanup()
+  },
 })
 
-function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
-  const o = new ProjectOrchestrator(config)
-  open.push(o)
-  return o
-}
+const orchestrator = opened.orchestrator
 
 /**
  * `pay.load` returns {value: n * 10}; `pay.charge` fails (non-retryable) unless amount > 0;

@@ -2,40 +2,32 @@
 // events; opted-out steps and actions without compensate are skipped; a failing compensation is
 // recorded and the rest still run. Through onFailure: 'rollback', rollbackRun (library and GraphQL),
 // and event replays that continue past RUN_FAILED into the later rollback.
-import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { print } from 'graphql'
 import { z } from 'zod'
 import {
-  ConflictError, NonRetryableError, NotFoundError, ProjectOrchestrator, defineFactory, type ActionContext, type OrchestratorConfig,
-  type RunEvent, type WorkflowDefinition,
+  ConflictError, NonRetryableError, NotFoundError, defineFactory, type ActionContext, type RunEvent, type WorkflowDefinition,
 } from '../src/index.ts'
 import { latch, until } from './support/barrier.ts'
 import { collect, startTestServer, type TestServer } from './helpers/server.ts'
 import { RollbackRunDocument, RunEventsDocument, RunLineageDocument } from './generated/graphql.ts'
+import { openedPerTest } from './support/opened.ts'
 
-const open: ProjectOrchestrator[] = []
-const dirs: string[] = []
 let t: TestServer | undefined
 
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  await t?.close()
-  t = undefined
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+const opened = openedPerTest({
+  after: async () => {
+    await t?.close()
+    t = undefined
+  },
 })
 
 async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r))
 }
 
-function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
-  const o = new ProjectOrchestrator(config)
-  open.push(o)
-  return o
-}
+const orchestrator = opened.orchestrator
 
 /**
  * `saga.book` books `name` (waiting for the test's gate of that name, if it made one) and its
@@ -227,8 +219,7 @@ describe('rollbackRun (library)', () => {
 
 describe('rollback across a restart', () => {
   it('a rollback stopped mid-way resumes on the next start, waits for its factory, and compensates the rest', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'conveyor-rollback-'))
-    dirs.push(dir)
+    const dir = opened.tempDir('conveyor-rollback-')
     const db = join(dir, 'conveyor.db')
     const saga = sagaFactory()
     const first = orchestrator({ database: db })

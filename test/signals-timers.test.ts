@@ -1,7 +1,7 @@
 // Signals and durable timers (DESIGN.md §3 "Signals / human in the loop"): control.approval waits
 // (WAITING) for signalRun, whose payload becomes its output; control.delay is a timer that survives
 // a SIGKILL and fires at the stored time. A WAITING step holds no worker slot.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import {
   ConflictError, NotFoundError, ProjectOrchestrator, controlFactory, defineFactory, type OrchestratorConfig, type RunEvent,
@@ -10,23 +10,24 @@ import { until } from './support/barrier.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { crashKit } from './helpers/child.ts'
 import { RunLineageDocument, SignalRunDocument } from './generated/graphql.ts'
+import { openedPerTest } from './support/opened.ts'
 
 const WORKER = new URL('./fixtures/run-control-worker.ts', import.meta.url).pathname
-const open: ProjectOrchestrator[] = []
 const kit = crashKit()
 let t: TestServer | undefined
 
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  await t?.close()
-  t = undefined
-  kit.cleanup()
+const opened = openedPerTest({
+  after: async () => {
+    await t?.close()
+    t = undefined
+    kit.cleanup()
+  },
 })
 
 function orchestrator(config: OrchestratorConfig = {}): ProjectOrchestrator {
   const o = new ProjectOrchestrator(config)
   o.registerFactory('control', controlFactory)
-  open.push(o)
+  opened.track(o)
   return o
 }
 

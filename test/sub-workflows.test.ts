@@ -2,27 +2,28 @@
 // a child run linked to the parent run and step, waits for it and takes its output. A failing child
 // fails the step; cancelling the parent cancels the child; a restart after SIGKILL reattaches to the
 // child run instead of starting another. Through the library, GraphQL over HTTP and a crashed process.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import {
-  ProjectOrchestrator, ValidationError, controlFactory, defineFactory, type OrchestratorConfig, type WorkflowDefinition,
+  ValidationError, controlFactory, defineFactory, type OrchestratorConfig, type WorkflowDefinition,
 } from '../src/index.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { crashKit } from './helpers/child.ts'
 import { until } from './support/barrier.ts'
 import { CreateWorkflowDocument, ExecuteWorkflowDocument, RunFamilyDocument } from './generated/graphql.ts'
 import { slowFactory } from './fixtures/fanout-workflow.ts'
+import { openedPerTest } from './support/opened.ts'
 
 const WORKER = new URL('./fixtures/fanout-worker.ts', import.meta.url).pathname
-const open: ProjectOrchestrator[] = []
 const kit = crashKit()
 let server: TestServer | undefined
 
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  await server?.close()
-  server = undefined
-  kit.cleanup()
+const opened = openedPerTest({
+  after: async () => {
+    await server?.close()
+    server = undefined
+    kit.cleanup()
+  },
 })
 
 /** `calc.double` doubles n; `calc.hang` runs until its signal aborts and records why. */
@@ -63,8 +64,7 @@ const doubleTwice: WorkflowDefinition = {
 }
 
 function orchestrator(config: OrchestratorConfig = {}) {
-  const o = new ProjectOrchestrator(config)
-  open.push(o)
+  const o = opened.orchestrator(config)
   o.registerFactory('control', controlFactory)
   const calc = calcFactory()
   o.registerFactory('calc', calc.factory)
@@ -311,8 +311,7 @@ describe('sub-workflow durability', () => {
     })
     await kit.kill(child)
 
-    const o = new ProjectOrchestrator({ database: db })
-    open.push(o)
+    const o = opened.orchestrator({ database: db })
     o.registerFactory('slow', slowFactory)
     const result = await o.waitForRun(runId)
     expect(result.status).toBe('SUCCEEDED')

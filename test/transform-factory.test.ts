@@ -2,22 +2,23 @@
 // step outputs, the previous output and the run input bound as $steps, $previous and $runInput.
 // Expressions that do not parse fail createWorkflow validation; ones that fail at run time fail the
 // step without retry.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { orchestratorFromConfig, ValidationError, type ProjectOrchestrator } from '../src/index.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { CreateWorkflowDocument, ExecuteWorkflowDocument, RunDocument } from './generated/graphql.ts'
+import { openedPerTest } from './support/opened.ts'
 
-const open: ProjectOrchestrator[] = []
 let t: TestServer | undefined
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  await t?.close()
-  t = undefined
+const opened = openedPerTest({
+  after: async () => {
+    await t?.close()
+    t = undefined
+  },
 })
 
 function orchestrator(): ProjectOrchestrator {
   const o = orchestratorFromConfig({})
-  open.push(o)
+  opened.track(o)
   return o
 }
 

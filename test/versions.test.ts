@@ -1,23 +1,24 @@
 // Workflow versions (DESIGN.md §1 "Every change makes a new version; runs pin the version they
 // started on"): updateWorkflow adds a version, a run in flight keeps its own, rollbackWorkflow makes
 // an old definition current again as a new version, refused changes leave the version alone.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { NotFoundError, ProjectOrchestrator, ValidationError, controlFactory, defineFactory, type RunEvent } from '../src/index.ts'
+import { NotFoundError, ValidationError, controlFactory, defineFactory, type RunEvent } from '../src/index.ts'
 import { latch, until } from './support/barrier.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import {
   CreateWorkflowDocument, ExecuteWorkflowDocument, RollbackWorkflowDocument, RunLineageDocument, UpdateWorkflowDocument,
   WorkflowVersionsDocument,
 } from './generated/graphql.ts'
+import { openedPerTest } from './support/opened.ts'
 
-const open: ProjectOrchestrator[] = []
 let t: TestServer | undefined
 
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  await t?.close()
-  t = undefined
+const opened = openedPerTest({
+  after: async () => {
+    await t?.close()
+    t = undefined
+  },
 })
 
 /** `gate.wait` blocks until the test opens the gate: keeps a run in flight across an update. */
@@ -51,8 +52,7 @@ const versionOf = (history: RunEvent[]) => (history[0]!.payload as { workflowVer
 describe('workflow versions (library)', () => {
   it('a run started before updateWorkflow keeps version 1; a new run uses version 2; rollbackWorkflow makes version 3 from 1', async () => {
     const g = gated()
-    const o = new ProjectOrchestrator()
-    open.push(o)
+    const o = opened.orchestrator()
     o.registerFactory('control', controlFactory)
     o.registerFactory('gate', g.factory)
     const id = await o.createWorkflow('versioned', v1)
@@ -93,8 +93,7 @@ describe('workflow versions (library)', () => {
   })
 
   it('an invalid update is a ValidationError and changes nothing; unknown ids and versions are NotFoundError', async () => {
-    const o = new ProjectOrchestrator()
-    open.push(o)
+    const o = opened.orchestrator()
     o.registerFactory('control', controlFactory)
     const id = await o.createWorkflow('versioned', { steps: [{ id: 'a', factory: 'control', action: 'noop', params: {} }] })
     const error = await o.updateWorkflow(id, invalid).catch((e: unknown) => e)
