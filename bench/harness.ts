@@ -243,7 +243,10 @@ export interface SubscriptionResult {
 }
 
 const CLIENT_SCRIPT = fileURLToPath(new URL('./sub-clients.ts', import.meta.url))
-const SERVER_SCRIPT = fileURLToPath(new URL('./sub-server.ts', import.meta.url))
+const SERVER_SCRIPTS = {
+  conveyor: fileURLToPath(new URL('./sub-server.ts', import.meta.url)),
+  frames: fileURLToPath(new URL('./frames-server.ts', import.meta.url)),
+}
 
 /**
  * The server (bench/sub-server.ts) and `clients` graphql-ws clients (bench/sub-clients.ts) each run
@@ -251,12 +254,13 @@ const SERVER_SCRIPT = fileURLToPath(new URL('./sub-server.ts', import.meta.url))
  * clients' CPU is not the bench's. The clients subscribe to one run of `steps` steps whose first
  * step waits for a signal; once every subscription is live on the server the run is released.
  * Latency = client receive time − the event's `at`. `batched`: the clients use `runEventBatches`
- * (several events per message) instead of `runEvents`; latency is still per event.
+ * (several events per message) instead of `runEvents`; latency is still per event. `server: 'frames'`:
+ * the peer bench/frames-server.ts instead of Conveyor (the same clients against pre-serialised frames).
  */
-export async function conveyorSubscriptions(o: { clients: number; steps: number; timeoutMs?: number; batched?: boolean }): Promise<SubscriptionResult> {
+export async function conveyorSubscriptions(o: { clients: number; steps: number; timeoutMs?: number; batched?: boolean; server?: keyof typeof SERVER_SCRIPTS }): Promise<SubscriptionResult> {
   const spawnChild = (script: string, args: string[] = []) =>
     spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const serverProcess = spawnChild(SERVER_SCRIPT, [String(o.steps)])
+  const serverProcess = spawnChild(SERVER_SCRIPTS[o.server ?? 'conveyor'], [String(o.steps)])
   let clientProcess: ChildProcess | undefined
   try {
     const server = messageQueue(serverProcess)

@@ -2,12 +2,13 @@
 
 export type Metrics = Record<string, number>
 
-export const PEERS = ['bullmq', 'ceiling', 'memory'] as const
+export const PEERS = ['bullmq', 'ceiling', 'memory', 'frames'] as const
 export type Peer = (typeof PEERS)[number]
 export const PEER_TITLES: Record<Peer, string> = {
   bullmq: 'BullMQ (Redis)',
   ceiling: 'SQLite 1 tx/transition',
   memory: 'in-memory DAG',
+  frames: 'frames only (no server work)',
 }
 
 interface RowSpec {
@@ -34,24 +35,24 @@ const ROWS: RowSpec[] = [
   { scenario: '4 dispatch, light', metric: 'p99', unit: 'ms', better: 'lower', conveyor: 'dispatch.conveyor.light.p99', peers: { bullmq: 'dispatch.bullmq.light.p99', memory: 'dispatch.memory.light.p99' }, digits: 3 },
   { scenario: '4 dispatch, saturated', metric: 'p50', unit: 'ms', better: 'lower', conveyor: 'dispatch.conveyor.saturated.p50', peers: { bullmq: 'dispatch.bullmq.saturated.p50', memory: 'dispatch.memory.saturated.p50' }, digits: 3 },
   { scenario: '4 dispatch, saturated', metric: 'p99', unit: 'ms', better: 'lower', conveyor: 'dispatch.conveyor.saturated.p99', peers: { bullmq: 'dispatch.bullmq.saturated.p99', memory: 'dispatch.memory.saturated.p99' }, digits: 3 },
-  { scenario: '5 subscriptions', metric: 'delivery p50', unit: 'ms', better: 'lower', conveyor: 'subs.p50', digits: 0 },
-  { scenario: '5 subscriptions', metric: 'delivery p99', unit: 'ms', better: 'lower', conveyor: 'subs.p99', digits: 0 },
-  { scenario: '5 subscriptions', metric: 'from commit: delivery p50', unit: 'ms', better: 'lower', conveyor: 'subs.fromCommitP50', digits: 0 },
-  { scenario: '5 subscriptions', metric: 'from commit: delivery p99', unit: 'ms', better: 'lower', conveyor: 'subs.fromCommitP99', digits: 0 },
+  { scenario: '5 subscriptions', metric: 'delivery p50', unit: 'ms', better: 'lower', conveyor: 'subs.p50', peers: { frames: 'subsFrames.p50' }, digits: 0 },
+  { scenario: '5 subscriptions', metric: 'delivery p99', unit: 'ms', better: 'lower', conveyor: 'subs.p99', peers: { frames: 'subsFrames.p99' }, digits: 0 },
+  { scenario: '5 subscriptions', metric: 'from commit: delivery p50', unit: 'ms', better: 'lower', conveyor: 'subs.fromCommitP50', peers: { frames: 'subsFrames.fromCommitP50' }, digits: 0 },
+  { scenario: '5 subscriptions', metric: 'from commit: delivery p99', unit: 'ms', better: 'lower', conveyor: 'subs.fromCommitP99', peers: { frames: 'subsFrames.fromCommitP99' }, digits: 0 },
   { scenario: '5 subscriptions', metric: 'first event to all clients, p99', unit: 'ms', better: 'lower', conveyor: 'subs.firstEventP99', digits: 0 },
-  { scenario: '5 subscriptions', metric: 'deliveries/s', unit: '/s', better: 'higher', conveyor: 'subs.deliveriesPerSec', digits: 0 },
-  { scenario: '5 subscriptions', metric: 'server CPU per delivery', unit: 'µs', better: 'lower', conveyor: 'subs.serverCpuPerDeliveryUs', digits: 1 },
+  { scenario: '5 subscriptions', metric: 'deliveries/s', unit: '/s', better: 'higher', conveyor: 'subs.deliveriesPerSec', peers: { frames: 'subsFrames.deliveriesPerSec' }, digits: 0 },
+  { scenario: '5 subscriptions', metric: 'server CPU per delivery', unit: 'µs', better: 'lower', conveyor: 'subs.serverCpuPerDeliveryUs', peers: { frames: 'subsFrames.serverCpuPerDeliveryUs' }, digits: 1 },
   { scenario: '5 subscriptions', metric: 'events lost', unit: '', better: 'lower', conveyor: 'subs.lost', digits: 0 },
   { scenario: '5 subscriptions', metric: 'server RSS growth', unit: 'MB', better: 'lower', conveyor: 'subs.rssGrowthMb', digits: 0 },
   { scenario: '5 subscriptions', metric: 'of which: clients connected and subscribed, run not released', unit: 'MB', better: 'lower', conveyor: 'subs.rssConnectedMb', digits: 0 },
-  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'delivery p50', unit: 'ms', better: 'lower', conveyor: 'subsBatched.p50', digits: 0 },
-  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'delivery p99', unit: 'ms', better: 'lower', conveyor: 'subsBatched.p99', digits: 0 },
-  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'from commit: delivery p50', unit: 'ms', better: 'lower', conveyor: 'subsBatched.fromCommitP50', digits: 0 },
-  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'from commit: delivery p99', unit: 'ms', better: 'lower', conveyor: 'subsBatched.fromCommitP99', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'delivery p50', unit: 'ms', better: 'lower', conveyor: 'subsBatched.p50', peers: { frames: 'subsBatchedFrames.p50' }, digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'delivery p99', unit: 'ms', better: 'lower', conveyor: 'subsBatched.p99', peers: { frames: 'subsBatchedFrames.p99' }, digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'from commit: delivery p50', unit: 'ms', better: 'lower', conveyor: 'subsBatched.fromCommitP50', peers: { frames: 'subsBatchedFrames.fromCommitP50' }, digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'from commit: delivery p99', unit: 'ms', better: 'lower', conveyor: 'subsBatched.fromCommitP99', peers: { frames: 'subsBatchedFrames.fromCommitP99' }, digits: 0 },
   { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'first event to all clients, p99', unit: 'ms', better: 'lower', conveyor: 'subsBatched.firstEventP99', digits: 0 },
-  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'deliveries/s', unit: '/s', better: 'higher', conveyor: 'subsBatched.deliveriesPerSec', digits: 0 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'deliveries/s', unit: '/s', better: 'higher', conveyor: 'subsBatched.deliveriesPerSec', peers: { frames: 'subsBatchedFrames.deliveriesPerSec' }, digits: 0 },
   { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'events per message', unit: '', better: 'higher', conveyor: 'subsBatched.eventsPerMessage', digits: 1 },
-  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'server CPU per delivery', unit: 'µs', better: 'lower', conveyor: 'subsBatched.serverCpuPerDeliveryUs', digits: 1 },
+  { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'server CPU per delivery', unit: 'µs', better: 'lower', conveyor: 'subsBatched.serverCpuPerDeliveryUs', peers: { frames: 'subsBatchedFrames.serverCpuPerDeliveryUs' }, digits: 1 },
   { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'events lost', unit: '', better: 'lower', conveyor: 'subsBatched.lost', digits: 0 },
   { scenario: '5b subscriptions, batched (runEventBatches)', metric: 'server RSS growth', unit: 'MB', better: 'lower', conveyor: 'subsBatched.rssGrowthMb', digits: 0 },
   { scenario: '6 reads', metric: 'runs(first: 100) + workflow + steps', unit: 'req/s', better: 'higher', conveyor: 'reads.requestsPerSec', digits: 0 },

@@ -217,6 +217,16 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
         }
         for (const [name, value] of Object.entries(figures)) m[`${prefix}.${name}`] = value
       })
+      if (!o.peers) continue
+      await step(`${label}, peer: the same clients against pre-serialised frames (bench/frames-server.ts)`, async () => {
+        const r = await conveyorSubscriptions({ ...s, batched, server: 'frames' })
+        checkCorrect(`${label} (frames peer)`, { ...r.correctness, eventsLost: r.eventsLost + r.duplicatesOrDisorder })
+        const figures: Record<string, number> = {
+          p50: r.p50, p99: r.p99, fromCommitP50: r.fromCommitP50, fromCommitP99: r.fromCommitP99,
+          deliveriesPerSec: r.deliveriesPerSec, serverCpuPerDeliveryUs: r.serverCpuPerDeliveryUs,
+        }
+        for (const [name, value] of Object.entries(figures)) m[`${prefix}Frames.${name}`] = value
+      })
     }
   }
   if (o.only.includes('reads')) {

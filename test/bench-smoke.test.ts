@@ -50,6 +50,17 @@ describe('bench harness (tiny sizes, correctness only)', () => {
     expect(r.messages).toBeLessThanOrEqual(r.deliveries)
   })
 
+  it('subscriptions peer "frames only": the same clients get every event once, in order, both forms', async () => {
+    for (const batched of [false, true]) {
+      const r = await conveyorSubscriptions({ clients: 3, steps: 4, timeoutMs: 20_000, batched, server: 'frames' })
+      expect(r.eventsLost).toBe(0)
+      expect(r.duplicatesOrDisorder).toBe(0)
+      expect(r.eventsPerClient).toBe((4 - 1) * 3 + 2)
+      expect(r.deliveries).toBe(3 * r.eventsPerClient)
+      expect(r.messages).toBe(batched ? 3 : r.deliveries)
+    }
+  })
+
   it('reads: constant statements per page, and the events page of a seeded log', async () => {
     const r = await conveyorReads({ runs: 12, events: 500, durationMs: 50, concurrency: 2, samples: 2 })
     expect(r.correctness).toEqual({ runs: 12, succeeded: 12, eventsLost: 0 })
