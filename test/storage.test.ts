@@ -5,6 +5,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Connection, MIGRATIONS_FOLDER } from '../src/db/connection.ts'
+import { listRuns } from '../src/db/sql/catalog.ts'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -50,9 +51,36 @@ describe('storage', () => {
       (conn.sqlite.prepare(`explain query plan ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join(' | ')
     expect(plan("select * from events where run_id = 'r' and seq > 10 order by seq limit 100")).toMatch(/USING INDEX events_run_seq/)
     expect(plan("select * from events where workflow_id = 'w' and seq > 10 order by seq limit 100")).toMatch(/USING INDEX events_workflow_seq/)
-    expect(plan("select * from runs where status = 'RUNNING' order by created_at desc limit 20")).toMatch(/USING INDEX runs_status_created/)
-    expect(plan("select * from runs where workflow_id = 'w' order by created_at desc limit 20")).toMatch(/USING INDEX runs_workflow_created/)
     expect(plan("select * from steps where run_id = 'r'")).toMatch(/USING INDEX steps_run_step/)
+    conn.close()
+  })
+
+  it('a filtered page of runs walks an index in page order: no sort of every run with that status or workflow', () => {
+    const conn = open()
+    // The statements the API's runs pages and a workflow's latest run actually run, as prepared.
+    const prepared: string[] = []
+    const statement = conn.statement.bind(conn)
+    conn.statement = (sql: string) => (prepared.push(sql), statement(sql))
+    const plan = (sql: string) => {
+      const params = Array.from(sql.matchAll(/\?/g), () => 'x')
+      return (conn.sqlite.prepare(`explain query plan ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join(' | ')
+    }
+    const cases: [Parameters<typeof listRuns>[1], RegExp][] = [
+      [{ limit: 21, status: 'SUCCEEDED' }, /USING (COVERING )?INDEX runs_status_id/],
+      [{ limit: 21, status: 'SUCCEEDED', before: 'run_x' }, /USING (COVERING )?INDEX runs_status_id/],
+      [{ limit: 21, workflowId: 'wf_x' }, /USING (COVERING )?INDEX runs_workflow_id/],
+      [{ limit: 21, workflowId: 'wf_x', before: 'run_x' }, /USING (COVERING )?INDEX runs_workflow_id/],
+      [{ limit: 21 }, /USING (COVERING )?INDEX sqlite_autoindex_runs_1/],
+    ]
+    for (const [page, index] of cases) {
+      prepared.length = 0
+      listRuns(conn, page)
+      expect(prepared).toHaveLength(1)
+      const p = plan(prepared[0]!)
+      expect(p, JSON.stringify(page)).toMatch(index)
+      expect(p, JSON.stringify(page)).not.toMatch(/TEMP B-TREE/)
+    }
+    expect(plan('select max(id) from runs where workflow_id = ?')).toMatch(/USING COVERING INDEX runs_workflow_id/)
     conn.close()
   })
 

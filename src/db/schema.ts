@@ -83,8 +83,10 @@ export const runs = sqliteTable(
     finishedAt: integer('finished_at'),
   },
   (t) => [
-    index('runs_status_created').on(t.status, t.createdAt),
-    index('runs_workflow_created').on(t.workflowId, t.createdAt),
+    // Pages are newest first by id (ids sort by creation time): a filtered page walks one of these
+    // backwards and stops at its size, instead of sorting every run with that status or workflow.
+    index('runs_status_id').on(t.status, t.id),
+    index('runs_workflow_id').on(t.workflowId, t.id),
     index('runs_created').on(t.createdAt),
     index('runs_parent').on(t.parentRunId),
     index('runs_retry_of').on(t.retryOf),

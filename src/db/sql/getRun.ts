@@ -24,7 +24,7 @@ export function getLatestRun(conn: Connection, workflowId: string): RunRow | und
     .select()
     .from(runs)
     .where(eq(runs.workflowId, workflowId))
-    .orderBy(desc(runs.createdAt), desc(runs.id))
+    .orderBy(desc(runs.id))
     .limit(1)
     .get()
 }
