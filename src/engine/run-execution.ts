@@ -21,6 +21,7 @@ import { resolveRetry, retryDelay } from './retry.ts'
 import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
 import { summarize, summarizeText, toJson, toJsonText } from './summary.ts'
 import { insertSteps } from '../db/sql/createRun.ts'
+import { AttemptAbort, AttemptContext } from './attempt-context.ts'
 
 /** Items one forEach may fan out into. */
 export const MAX_FOR_EACH_ITEMS = 100_000
@@ -43,7 +44,8 @@ interface StepState {
   memberFailed: boolean
   params: Record<string, unknown> | undefined
   preparing: boolean
-  controller?: AbortController
+  /** The running attempt's abort (its AbortSignal is made only if the action reads `ctx.signal`). */
+  controller?: AttemptAbort
   timer?: NodeJS.Timeout
   held?: Pool[]
   waiter?: Waiter
@@ -527,7 +529,7 @@ export class RunExecution {
     state.runningEntry = this.record(() => markStepRunning(this.host.conn, start), 'STEP_STARTED', state, { params: summarize(rawParams) })
     state.attemptEntry = this.abandoned ? undefined : journal.record(() => insertStepAttempt(this.host.conn, start))
     this.inFlight++
-    const controller = new AbortController()
+    const controller = new AttemptAbort()
     state.controller = controller
     const timeoutMs = state.node.def.timeoutMs ?? action.definition.timeoutMs ?? this.spec.definition.stepTimeoutMs
     if (timeoutMs) {
@@ -545,7 +547,7 @@ export class RunExecution {
       this.concludeAttempt(state, () => this.attemptFailed(state, action, new NonRetryableError(`invalid params: ${detail}`)))
       return
     }
-    const ctx = this.contextFor(state, attempt, controller.signal, token, parsed.data as Record<string, unknown>)
+    const ctx = this.contextFor(state, attempt, controller, token, parsed.data as Record<string, unknown>)
     let promise: Promise<unknown>
     try {
       promise = Promise.resolve(action.definition.run(parsed.data, ctx))
@@ -731,25 +733,14 @@ export class RunExecution {
     }, delayMs)
   }
 
-  private contextFor(state: StepState, attempt: number, signal: AbortSignal, token: number, params: Record<string, unknown>): ActionContext {
+  private contextFor(state: StepState, attempt: number, abort: AttemptAbort, token: number, params: Record<string, unknown>): ActionContext {
     const stepId = state.node.id
-    // The methods are assigned below, not written in the literal: tsx (esbuild's keepNames) wraps each
+    // The methods are assigned below, not written in a literal: tsx (esbuild's keepNames) wraps each
     // named function of a literal in a `__name()` call (an Object.defineProperty) on every attempt.
-    const ctx: ActionContext = {
-      runId: this.id,
-      workflowId: this.spec.workflowId,
-      stepId,
-      attempt,
-      signal,
-      idempotencyKey: `${this.id}:${stepId}`,
-      steps: this.outputs,
-      previous: state.node.previous ? this.outputs[state.node.previous] : undefined,
-      input: this.spec.input,
-      params,
-      progress: unassigned,
-      artifact: unassigned,
-      log: unassigned,
-    }
+    const ctx: ActionContext = new AttemptContext(
+      abort, this.id, this.spec.workflowId, stepId, attempt, `${this.id}:${stepId}`, this.outputs,
+      state.node.previous ? this.outputs[state.node.previous] : undefined, this.spec.input, params,
+    )
     ctx.progress = (fraction: number, message?: string) => {
       if (!isLive(state, token)) return
       const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
