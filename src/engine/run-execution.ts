@@ -44,6 +44,8 @@ interface StepState {
   memberFailed: boolean
   params: Record<string, unknown> | undefined
   preparing: boolean
+  /** Waiting for the journal to admit it before it becomes READY (see `enqueue`). */
+  admitting: boolean
   /** The running attempt's abort (its AbortSignal is made only if the action reads `ctx.signal`). */
   controller?: AttemptAbort
   timer?: NodeJS.Timeout
@@ -117,7 +119,7 @@ export class RunExecution {
       this.states.set(node.id, {
         node, status: 'PENDING', attempts: 0, output: undefined, error: undefined, remaining: node.deps.length,
         childrenLeft: node.children.length, upstreamFailed: false, memberFailed: false, params: undefined,
-        preparing: false, token: 0,
+        preparing: false, admitting: false, token: 0,
       })
     }
     this.unsettled = this.states.size
@@ -275,7 +277,7 @@ export class RunExecution {
   // ---------------------------------------------------------------- activation
 
   private maybeActivate(state: StepState): void {
-    if (state.status !== 'PENDING' || state.preparing || state.remaining > 0) return
+    if (state.status !== 'PENDING' || state.preparing || state.admitting || state.remaining > 0) return
     const parent = state.node.parent ? this.states.get(state.node.parent)! : undefined
     if (parent && parent.status !== 'RUNNING') {
       // The group was skipped and will never start its members: they are skipped with it.
@@ -431,7 +433,7 @@ export class RunExecution {
     }
     const item: StepState = {
       node, status: 'PENDING', attempts: 0, output: undefined, error: undefined, remaining: 0, childrenLeft: 0, upstreamFailed: false,
-      memberFailed: false, params, preparing: false, token: 0, fixedParams: params,
+      memberFailed: false, params, preparing: false, admitting: false, token: 0, fixedParams: params,
     }
     this.states.set(id, item)
     ;(parent.items ??= []).push(id)
@@ -467,8 +469,32 @@ export class RunExecution {
     else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
   }
 
-  /** READY: waits for a slot of every pool the step needs, then starts an attempt. */
+  /**
+   * READY once the journal admits a new action (Journal.admit), like the attempt's start. While the
+   * open commit is full, a step whose dependencies settled (or whose retry is due) waits here, still
+   * PENDING or RETRY_SCHEDULED, and then becomes READY in the commit its attempt starts in, where
+   * STARTED's row write supersedes READY's. Made READY at once, it became READY in the full commit
+   * and started in the next, writing its row twice. Its STEP_READY is recorded all the same.
+   */
   private enqueue(state: StepState, recovered: boolean): void {
+    if (recovered) {
+      this.enqueueAdmitted(state, true)
+      return
+    }
+    if (state.admitting) return
+    const from = state.status
+    state.admitting = true
+    this.host.journal.admit(() => {
+      state.admitting = false
+      // Stopped, paused, cancelled or shutting down meanwhile: not enqueued. Finalize settles it,
+      // unpause enqueues it again, recovery finds it PENDING (or RETRY_SCHEDULED) in its row.
+      if (state.status !== from || !this.active || this.host.draining) return
+      this.enqueueAdmitted(state, false)
+    })
+  }
+
+  /** READY: waits for a slot of every pool the step needs, then starts an attempt. */
+  private enqueueAdmitted(state: StepState, recovered: boolean): void {
     const action = this.actionOf(state)
     if (!recovered) assertStepTransition(state.node.id, state.status, 'READY')
     state.status = 'READY'
