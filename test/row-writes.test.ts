@@ -112,6 +112,31 @@ describe('row writes of a step', () => {
     expect((statements[10]! - statements[5]!) / 5).toBeLessThanOrEqual(5)
   })
 
+  it('steps made ready while the commit is full become READY with their start: one step row write each', async () => {
+    const o = orchestrator()
+    const n = 3000
+    const id = await o.createWorkflow('wide', {
+      parallel: true, maxParallel: n, steps: Array.from({ length: n }, (_, i) => ({ id: `s${i}`, factory: 'work', action: 'sync', params: { i } })),
+    })
+    const before = o.context.conn.statementCount
+    const commits = o.context.journal.commits
+    const result = await o.executeWorkflow(id)
+    expect(result.status).toBe('SUCCEEDED')
+    // More steps than one commit holds (Journal.admit): most of them waited for a later commit.
+    expect(o.context.journal.commits - commits).toBeGreaterThan(3)
+    // 3 events, 1 attempt row, 1 step row update per step, plus the run's few statements: no READY
+    // update of its own for the steps that waited.
+    expect((o.context.conn.statementCount - before) / n).toBeLessThan(5.1)
+    const { steps, attempts, events } = rows(o, result.runId)
+    expect(steps.every((s) => s.status === 'SUCCEEDED' && s.attempts === 1 && s.started_at !== null && s.finished_at !== null)).toBe(true)
+    expect(steps.map((s) => JSON.parse(s.params).i)).toEqual(steps.map((_, i) => i))
+    expect(attempts.filter((a) => a.status === 'SUCCEEDED')).toHaveLength(n)
+    const byStep = new Map<string, string[]>()
+    for (const e of events) if (e.step_id) byStep.set(e.step_id, [...(byStep.get(e.step_id) ?? []), e.type])
+    expect(byStep.size).toBe(n)
+    for (const types of byStep.values()) expect(types).toEqual(['STEP_READY', 'STEP_STARTED', 'STEP_SUCCEEDED'])
+  })
+
   it('an attempt that ends in a later commit writes its RUNNING rows first, then finishes them', async () => {
     const o = orchestrator()
     const id = await o.createWorkflow('later', chain('later', 3))

@@ -37,6 +37,8 @@ export class Journal {
   /** Starts waiting for room in a commit, or for the database to take commits again (see `admit`). */
   private admissions: (() => void)[] = []
   private admitted = 0
+  /** A waiting start is running (admitWaiting): what it admits in turn is part of it. */
+  private admitting = false
 
   constructor(
     private readonly conn: Connection,
@@ -91,7 +93,9 @@ export class Journal {
    * its subscribers hearing nothing until then.
    */
   admit(start: () => void): void {
-    if (this.admissions.length === this.admitted && this.admits()) start()
+    // A start admitted from inside one that waited (a step made READY after waiting, starting its
+    // attempt) goes now if there is room, not behind the other waiters: it is the same start.
+    if ((this.admitting || this.admissions.length === this.admitted) && this.admits()) start()
     else this.admissions.push(start)
   }
 
@@ -104,7 +108,12 @@ export class Journal {
     while (this.admitted < this.admissions.length && this.admits()) {
       const start = this.admissions[this.admitted]!
       this.admissions[this.admitted++] = NOOP
-      start()
+      this.admitting = true
+      try {
+        start()
+      } finally {
+        this.admitting = false
+      }
     }
     if (this.admitted === this.admissions.length) {
       this.admissions = []

@@ -21,6 +21,7 @@ import { resolveRetry, retryDelay } from './retry.ts'
 import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
 import { summarize, summarizeText, toJson, toJsonText } from './summary.ts'
 import { insertSteps } from '../db/sql/createRun.ts'
+import { AttemptAbort, AttemptContext } from './attempt-context.ts'
 
 /** Items one forEach may fan out into. */
 export const MAX_FOR_EACH_ITEMS = 100_000
@@ -43,7 +44,10 @@ interface StepState {
   memberFailed: boolean
   params: Record<string, unknown> | undefined
   preparing: boolean
-  controller?: AbortController
+  /** Waiting for the journal to admit it before it becomes READY (see `enqueue`). */
+  admitting: boolean
+  /** The running attempt's abort (its AbortSignal is made only if the action reads `ctx.signal`). */
+  controller?: AttemptAbort
   timer?: NodeJS.Timeout
   held?: Pool[]
   waiter?: Waiter
@@ -115,7 +119,7 @@ export class RunExecution {
       this.states.set(node.id, {
         node, status: 'PENDING', attempts: 0, output: undefined, error: undefined, remaining: node.deps.length,
         childrenLeft: node.children.length, upstreamFailed: false, memberFailed: false, params: undefined,
-        preparing: false, token: 0,
+        preparing: false, admitting: false, token: 0,
       })
     }
     this.unsettled = this.states.size
@@ -273,7 +277,7 @@ export class RunExecution {
   // ---------------------------------------------------------------- activation
 
   private maybeActivate(state: StepState): void {
-    if (state.status !== 'PENDING' || state.preparing || state.remaining > 0) return
+    if (state.status !== 'PENDING' || state.preparing || state.admitting || state.remaining > 0) return
     const parent = state.node.parent ? this.states.get(state.node.parent)! : undefined
     if (parent && parent.status !== 'RUNNING') {
       // The group was skipped and will never start its members: they are skipped with it.
@@ -429,7 +433,7 @@ export class RunExecution {
     }
     const item: StepState = {
       node, status: 'PENDING', attempts: 0, output: undefined, error: undefined, remaining: 0, childrenLeft: 0, upstreamFailed: false,
-      memberFailed: false, params, preparing: false, token: 0, fixedParams: params,
+      memberFailed: false, params, preparing: false, admitting: false, token: 0, fixedParams: params,
     }
     this.states.set(id, item)
     ;(parent.items ??= []).push(id)
@@ -465,8 +469,32 @@ export class RunExecution {
     else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
   }
 
-  /** READY: waits for a slot of every pool the step needs, then starts an attempt. */
+  /**
+   * READY once the journal admits a new action (Journal.admit), like the attempt's start. While the
+   * open commit is full, a step whose dependencies settled (or whose retry is due) waits here, still
+   * PENDING or RETRY_SCHEDULED, and then becomes READY in the commit its attempt starts in, where
+   * STARTED's row write supersedes READY's. Made READY at once, it became READY in the full commit
+   * and started in the next, writing its row twice. Its STEP_READY is recorded all the same.
+   */
   private enqueue(state: StepState, recovered: boolean): void {
+    if (recovered) {
+      this.enqueueAdmitted(state, true)
+      return
+    }
+    if (state.admitting) return
+    const from = state.status
+    state.admitting = true
+    this.host.journal.admit(() => {
+      state.admitting = false
+      // Stopped, paused, cancelled or shutting down meanwhile: not enqueued. Finalize settles it,
+      // unpause enqueues it again, recovery finds it PENDING (or RETRY_SCHEDULED) in its row.
+      if (state.status !== from || !this.active || this.host.draining) return
+      this.enqueueAdmitted(state, false)
+    })
+  }
+
+  /** READY: waits for a slot of every pool the step needs, then starts an attempt. */
+  private enqueueAdmitted(state: StepState, recovered: boolean): void {
     const action = this.actionOf(state)
     if (!recovered) assertStepTransition(state.node.id, state.status, 'READY')
     state.status = 'READY'
@@ -527,7 +555,7 @@ export class RunExecution {
     state.runningEntry = this.record(() => markStepRunning(this.host.conn, start), 'STEP_STARTED', state, { params: summarize(rawParams) })
     state.attemptEntry = this.abandoned ? undefined : journal.record(() => insertStepAttempt(this.host.conn, start))
     this.inFlight++
-    const controller = new AbortController()
+    const controller = new AttemptAbort()
     state.controller = controller
     const timeoutMs = state.node.def.timeoutMs ?? action.definition.timeoutMs ?? this.spec.definition.stepTimeoutMs
     if (timeoutMs) {
@@ -545,7 +573,7 @@ export class RunExecution {
       this.concludeAttempt(state, () => this.attemptFailed(state, action, new NonRetryableError(`invalid params: ${detail}`)))
       return
     }
-    const ctx = this.contextFor(state, attempt, controller.signal, token, parsed.data as Record<string, unknown>)
+    const ctx = this.contextFor(state, attempt, controller, token, parsed.data as Record<string, unknown>)
     let promise: Promise<unknown>
     try {
       promise = Promise.resolve(action.definition.run(parsed.data, ctx))
@@ -731,25 +759,14 @@ export class RunExecution {
     }, delayMs)
   }
 
-  private contextFor(state: StepState, attempt: number, signal: AbortSignal, token: number, params: Record<string, unknown>): ActionContext {
+  private contextFor(state: StepState, attempt: number, abort: AttemptAbort, token: number, params: Record<string, unknown>): ActionContext {
     const stepId = state.node.id
-    // The methods are assigned below, not written in the literal: tsx (esbuild's keepNames) wraps each
+    // The methods are assigned below, not written in a literal: tsx (esbuild's keepNames) wraps each
     // named function of a literal in a `__name()` call (an Object.defineProperty) on every attempt.
-    const ctx: ActionContext = {
-      runId: this.id,
-      workflowId: this.spec.workflowId,
-      stepId,
-      attempt,
-      signal,
-      idempotencyKey: `${this.id}:${stepId}`,
-      steps: this.outputs,
-      previous: state.node.previous ? this.outputs[state.node.previous] : undefined,
-      input: this.spec.input,
-      params,
-      progress: unassigned,
-      artifact: unassigned,
-      log: unassigned,
-    }
+    const ctx: ActionContext = new AttemptContext(
+      abort, this.id, this.spec.workflowId, stepId, attempt, `${this.id}:${stepId}`, this.outputs,
+      state.node.previous ? this.outputs[state.node.previous] : undefined, this.spec.input, params,
+    )
     ctx.progress = (fraction: number, message?: string) => {
       if (!isLive(state, token)) return
       const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
