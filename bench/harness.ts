@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 import { defineFactory, orchestratorFromConfig, startServer, type ProjectOrchestrator, type RunningServer } from '../src/index.ts'
 import { Timeline } from './timeline.ts'
-import { inFlight, latencySummary, mb, median, now, percentile } from './stats.ts'
+import { CHAIN_WARMUP_RUNS, inFlight, latencySummary, mb, median, now, percentile } from './stats.ts'
 
 export interface Correctness {
   runs: number
@@ -92,7 +92,7 @@ export async function conveyorChains(o: { runs: number; steps: number; concurren
     const timeline = new Timeline()
     bench.orchestrator.registerFactory('bench', timedFactory(timeline))
     const workflowId = await bench.orchestrator.createWorkflow('chain', chainDefinition(o.steps))
-    const warm = o.warmup ?? Math.min(50, o.runs)
+    const warm = o.warmup ?? CHAIN_WARMUP_RUNS
     await inFlight(Array.from({ length: warm }), Math.min(o.concurrency, warm), () => bench.orchestrator.executeWorkflow(workflowId))
     timeline.clear()
     const runIds: string[] = []
@@ -121,7 +121,7 @@ export async function conveyorChains(o: { runs: number; steps: number; concurren
 
 /** Scenario 4 at light load: one chain at a time. */
 export async function conveyorDispatchLight(o: { runs: number; steps: number }): Promise<ThroughputResult> {
-  return conveyorChains({ runs: o.runs, steps: o.steps, concurrency: 1, warmup: 5 })
+  return conveyorChains({ runs: o.runs, steps: o.steps, concurrency: 1, warmup: 50 })
 }
 
 /** Scenario 2: one run of `steps` parallel no-op steps (maxParallel = steps, maxWorkers high). */

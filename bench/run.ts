@@ -185,14 +185,14 @@ async function round(sizes: Sizes, o: Options, redis: boolean): Promise<Metrics>
     })
     if (peers && redis) {
       await step('dispatch (light): BullMQ', async () => {
-        const r = await bullChains({ ...s, concurrency: 1, workerConcurrency: 1 })
+        const r = await bullChains({ ...s, concurrency: 1, workerConcurrency: 1, warmup: 50 })
         m['dispatch.bullmq.light.p50'] = r.dispatch!.p50
         m['dispatch.bullmq.light.p99'] = r.dispatch!.p99
       })
     }
     if (peers) {
       await step('dispatch (light): in-memory DAG', async () => {
-        const r = await memoryChains({ ...s, concurrency: 1 })
+        const r = await memoryChains({ ...s, concurrency: 1, warmup: 50 })
         m['dispatch.memory.light.p50'] = r.dispatch!.p50
         m['dispatch.memory.light.p99'] = r.dispatch!.p99
       })

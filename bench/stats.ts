@@ -40,3 +40,10 @@ export async function inFlight<T>(items: readonly T[], limit: number, task: (ite
 export function mb(bytes: number): number {
   return bytes / (1024 * 1024)
 }
+
+/**
+ * Chains run before the measured ones, by Conveyor and by every peer alike: enough for V8 to have
+ * optimised the hot paths and sized its heap (with 50, a round measured ~20 µs per step of JIT and
+ * GC warm-up on top of the steady state).
+ */
+export const CHAIN_WARMUP_RUNS = 500

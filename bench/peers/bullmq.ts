@@ -4,7 +4,7 @@
 import { FlowProducer, Queue, Worker, type Job } from 'bullmq'
 import { connect } from 'node:net'
 import { Timeline } from '../timeline.ts'
-import { inFlight, latencySummary, now } from '../stats.ts'
+import { CHAIN_WARMUP_RUNS, inFlight, latencySummary, now } from '../stats.ts'
 
 export const REDIS = { host: '127.0.0.1', port: 6379 }
 const connection = { ...REDIS, maxRetriesPerRequest: null }
@@ -39,7 +39,7 @@ interface StepData {
 }
 
 /** `runs` chains of `steps` jobs, `concurrency` chains in flight; worker concurrency = chains in flight. */
-export async function bullChains(o: { runs: number; steps: number; concurrency: number; workerConcurrency?: number }): Promise<BullResult> {
+export async function bullChains(o: { runs: number; steps: number; concurrency: number; workerConcurrency?: number; warmup?: number }): Promise<BullResult> {
   const name = unique('chains')
   const queue = new Queue<StepData>(name, { connection })
   const timeline = new Timeline()
@@ -66,7 +66,7 @@ export async function bullChains(o: { runs: number; steps: number; concurrency: 
       void queue.add('step', { run, step: 0 }, jobOptions)
     })
   try {
-    await inFlight(Array.from({ length: 50 }), 50, (_, i) => chain(`warm${i}`))
+    await inFlight(Array.from({ length: o.warmup ?? CHAIN_WARMUP_RUNS }), Math.min(Math.max(o.concurrency, 50), 200), (_, i) => chain(`warm${i}`))
     timeline.clear()
     const runs = Array.from({ length: o.runs }, (_, i) => `run${i}`)
     const t0 = now()

@@ -3,7 +3,7 @@
 // stored, nothing is published.
 import pLimit from 'p-limit'
 import { Timeline } from '../timeline.ts'
-import { inFlight, latencySummary, now } from '../stats.ts'
+import { CHAIN_WARMUP_RUNS, inFlight, latencySummary, now } from '../stats.ts'
 
 export interface DagNode {
   id: string
@@ -31,7 +31,7 @@ export interface MemoryResult {
 }
 
 /** Chains: `runs` × `steps` sequential no-ops, `concurrency` runs in flight. */
-export async function memoryChains(o: { runs: number; steps: number; concurrency: number }): Promise<MemoryResult> {
+export async function memoryChains(o: { runs: number; steps: number; concurrency: number; warmup?: number }): Promise<MemoryResult> {
   const timeline = new Timeline()
   const chain = (run: string): DagNode[] =>
     Array.from({ length: o.steps }, (_, i) => ({
@@ -44,7 +44,7 @@ export async function memoryChains(o: { runs: number; steps: number; concurrency
       },
     }))
   const limit = pLimit(Number.POSITIVE_INFINITY)
-  await inFlight(Array.from({ length: 50 }), 50, (_, r) => runDag(chain(`warm${r}`), limit))
+  await inFlight(Array.from({ length: o.warmup ?? CHAIN_WARMUP_RUNS }), Math.min(Math.max(o.concurrency, 50), 200), (_, r) => runDag(chain(`warm${r}`), limit))
   timeline.clear()
   const runs = Array.from({ length: o.runs }, (_, r) => `run${r}`)
   const t0 = now()
