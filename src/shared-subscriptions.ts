@@ -15,7 +15,8 @@
 import { createRequire } from 'node:module'
 import type { DocumentNode, ExecutionArgs, ExecutionResult } from 'graphql'
 import { createGraphQLError, type Plugin } from 'graphql-yoga'
-import type { WebSocketServer } from 'ws'
+import type { WebSocket, WebSocketServer } from 'ws'
+import { flowOf, type SocketFlow } from './ws-flow-control.ts'
 
 // The graphql copy the schema was built with (Pothos and yoga load it through Node's resolution; a
 // test runner may resolve a plain import to graphql's other, ESM, build: server.ts does the same).
@@ -132,27 +133,46 @@ function mapEvents(source: AsyncIterable<unknown>, map: (payload: unknown) => Re
 /**
  * graphql-ws serialises every `next` message for each subscriber: with a shared result that is the
  * same JSON.stringify of the same object N times (a batch of 1,000 events for 1,000 clients: 1,000
- * stringifies of ~100 KB). These hooks serialise a result object once: `onNext` hands graphql-ws the
- * result object itself, the message replacer stands a numbered placeholder in for its payload (so
- * JSON.stringify does not descend into it) and `attach` swaps the placeholder for the cached JSON
- * on the socket's send. graphql-ws stringifies and sends in one synchronous step, so the
- * placeholder a send sees is always the one the replacer just made. A large payload goes out as
- * the middle fragment of a fragmented text message, from one Buffer shared by every socket, so
- * 1,000 clients do not hold 1,000 copies of it.
+ * stringifies of ~100 KB). A result object is serialised once here (`payloadOf`), and a large
+ * payload goes out as the middle fragment of a fragmented text message, from one Buffer shared by
+ * every socket, so 1,000 clients do not hold 1,000 copies of it.
+ *
+ * `onOperation` puts `directFrames` between graphql-ws and the operation's (envelop-wrapped, so
+ * masked and guarded) results: it writes each result's `next` frame itself, with the bytes
+ * graphql-ws would send, and hands graphql-ws only what is not an object (its own error path) and
+ * the end. That skips, per delivery, graphql-ws's `next` (a copy of the result, an `onNext` await,
+ * validation, JSON.stringify with a replacer) and its promise per send.
+ *
+ * graphql-ws's own sends of a `next` (a socket without flow control) still get the shared JSON:
+ * `onNext` hands graphql-ws the result object itself, the message replacer stands a numbered
+ * placeholder in for its payload (so JSON.stringify does not descend into it) and `attach` swaps
+ * the placeholder for the cached JSON on the socket's send. graphql-ws stringifies and sends in one
+ * synchronous step, so the placeholder a send sees is always the one the replacer just made.
  */
 export function sharedNextFrames(fragmentBytes = 16 * 1024) {
-  const json = new WeakMap<object, string | Buffer>()
+  const payloads = new WeakMap<object, Payload>()
+  const payloadOf = (value: object): Payload => {
+    let p = payloads.get(value)
+    if (p === undefined) {
+      const s = JSON.stringify(value)
+      const text = s.length >= fragmentBytes ? Buffer.from(s) : s
+      payloads.set(value, (p = { text, bytes: typeof text === 'string' ? Buffer.byteLength(text) : text.length }))
+    }
+    return p
+  }
   let counter = 0
   let pending: { suffix: string; text: string | Buffer } | undefined
   return {
     onNext: (_ctx: unknown, _id: string, _payload: unknown, _args: unknown, result: unknown) => result as never,
+    onOperation: (ctx: { extra: unknown }, id: string, _payload: unknown, _args: unknown, result: unknown) => {
+      const socket = (ctx.extra as { socket?: WebSocket }).socket
+      const flow = socket && flowOf(socket)
+      if (!flow || !isAsyncIterable(result)) return undefined
+      return directFrames(result, id, flow, payloadOf) as never
+    },
     jsonMessageReplacer(this: unknown, key: string, value: unknown): unknown {
       if (key !== 'payload' || !value || typeof value !== 'object' || (this as { type?: unknown }).type !== 'next') return value
-      let text = json.get(value)
-      if (text === undefined) {
-        const s = JSON.stringify(value)
-        json.set(value, (text = s.length >= fragmentBytes ? Buffer.from(s) : s))
-      }
+      const { text } = payloadOf(value)
       const placeholder = `\u0001conveyor-payload:${++counter}\u0001`
       pending = { suffix: `"payload":${JSON.stringify(placeholder)}}`, text }
       return placeholder
@@ -168,11 +188,87 @@ export function sharedNextFrames(fragmentBytes = 16 * 1024) {
           if (typeof p.text === 'string') return send(`${head}${p.text}}`, ...rest)
           // One text message in three fragments; the callback (graphql-ws waits on it) goes with the last.
           const cb = rest.find((x) => typeof x === 'function')
-          send(head, { binary: false, fin: false })
-          send(p.text, { binary: false, fin: false })
-          send('}', { binary: false, fin: true }, ...(cb ? [cb] : []))
+          send(head, FRAGMENT)
+          send(p.text, FRAGMENT)
+          send('}', LAST_FRAGMENT, ...(cb ? [cb] : []))
         }) as typeof socket.send
       })
     },
   }
+}
+
+interface Payload {
+  text: string | Buffer
+  bytes: number
+}
+
+const FRAGMENT = { binary: false, fin: false }
+const LAST_FRAGMENT = { binary: false, fin: true }
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+
+/**
+ * `results` for graphql-ws's `for await`, with every object result already sent as a `next` frame
+ * of subscription `id` (graphql-ws's bytes: `{"id":…,"type":"next","payload":…}`, payload = the
+ * result, as `onNext` makes it). What is left to graphql-ws: a result that is not an object, the
+ * end, an error. Like graphql-ws, it sends nothing to a socket that is not open, and waits for a
+ * frame's write when the flow control says so (a failed write is thrown, as graphql-ws's send would).
+ */
+function directFrames(results: AsyncIterable<unknown>, id: string, flow: SocketFlow, payloadOf: (value: object) => Payload): AsyncIterableIterator<unknown> {
+  const it = results[Symbol.asyncIterator]()
+  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`
+  const prefixBytes = Buffer.byteLength(prefix)
+  let stopped = false
+  // The write callback, made once: settles the current wait, or records an outcome that came first.
+  let settle: ((error?: Error) => void) | undefined
+  let early: { error?: Error } | undefined
+  const written = (error?: Error): void => {
+    const s = settle
+    settle = undefined
+    if (s) s(error)
+    else early = { error }
+  }
+  const waitForWrite = () =>
+    new Promise<void>((resolve, reject) => {
+      const e = early
+      early = undefined
+      if (e) return e.error ? reject(e.error) : resolve()
+      settle = (error) => (error ? reject(error) : resolve())
+    })
+  const self: AsyncIterableIterator<unknown> = {
+    async next() {
+      for (;;) {
+        const step = await it.next()
+        if (stopped) return DONE
+        if (step.done) return step
+        const result = step.value
+        if (!result || typeof result !== 'object') return step
+        if (!flow.open) continue
+        const p = payloadOf(result)
+        let now: boolean
+        if (typeof p.text === 'string') {
+          now = flow.send(prefix + p.text + '}', prefixBytes + p.bytes + 1, undefined, written)
+        } else {
+          // One text message in three fragments; only the last one's write is waited for.
+          flow.send(prefix, prefixBytes, FRAGMENT, undefined)
+          flow.send(p.text, p.bytes, FRAGMENT, undefined)
+          now = flow.send('}', 1, LAST_FRAGMENT, written)
+        }
+        if (!now) await waitForWrite()
+      }
+    },
+    async return() {
+      stopped = true
+      await it.return?.()
+      return DONE
+    },
+    async throw(error: unknown) {
+      stopped = true
+      await it.return?.()
+      throw error
+    },
+    [Symbol.asyncIterator]() {
+      return self
+    },
+  }
+  return self
 }
