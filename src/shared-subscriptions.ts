@@ -74,7 +74,7 @@ export function useSharedSubscriptionResults(options: { authRequired: boolean })
           // As graphql-tools' subscribe does: an error of the source stream becomes a GraphQL error.
           const e = error instanceof Error ? error : new Error(String(error))
           return createGraphQLError(e.message, { originalError: e })
-        })
+        }, args.contextValue)
       }) as never)
     },
   }
@@ -100,26 +100,87 @@ function isAsyncIterable(x: unknown): x is AsyncIterable<unknown> {
   return typeof (x as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === 'function'
 }
 
+/**
+ * A subscription's results taken without waiting, for `directFrames`, which finds it by the
+ * operation's context. `take` maps the next event if the source has one at hand (`takeNow`), and
+ * returns it only if it went through nothing but identity on its way out: it has no errors (errors
+ * are masked in envelop's `onNext`), and the results `next` handed out came out of envelop's
+ * wrappers as the same objects (`passedThrough`, checked by `directFrames`). Anything else is kept
+ * for the next `next`, so the order stays the source's.
+ */
+export interface Drain {
+  take(): ExecutionResult | undefined
+  /** The last result `next` handed out. */
+  readonly last: unknown
+  passedThrough: boolean
+}
+
+const drains = new WeakMap<object, Drain>()
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+
 /** `source` mapped through `map`, with return/throw passed on (graphql-ws ends a subscription with return()). */
-function mapEvents(source: AsyncIterable<unknown>, map: (payload: unknown) => Result, mapError: (error: unknown) => unknown): AsyncGenerator<ExecutionResult> {
+function mapEvents(source: AsyncIterable<unknown>, map: (payload: unknown) => Result, mapError: (error: unknown) => unknown, context: unknown): AsyncGenerator<ExecutionResult> {
   const it = source[Symbol.asyncIterator]()
-  const done = { done: true as const, value: undefined }
-  const mapped: AsyncGenerator<ExecutionResult> = {
-    async next() {
-      let step: IteratorResult<unknown>
+  const takeNow = (it as { takeNow?: () => unknown }).takeNow
+  let ended = false
+  // What `take` took but could not return: handed out first by `next`.
+  let kept: (() => Promise<IteratorResult<ExecutionResult>>) | undefined
+  const drain: Drain = { last: undefined, passedThrough: false, take: () => undefined }
+  const out = (value: ExecutionResult): IteratorResult<ExecutionResult> => {
+    ;(drain as { last: unknown }).last = value
+    return { done: false, value }
+  }
+  const step = (s: IteratorResult<unknown>): IteratorResult<ExecutionResult> | Promise<IteratorResult<ExecutionResult>> => {
+    if (s.done) return DONE
+    const r = map(s.value)
+    return isPromise(r) ? r.then(out) : out(r)
+  }
+  const failed = (error: unknown): never => {
+    throw mapError(error)
+  }
+  if (takeNow && context && typeof context === 'object') {
+    drain.take = () => {
+      if (ended || kept || !drain.passedThrough) return undefined
+      let payload: unknown
       try {
-        step = await it.next()
+        payload = takeNow.call(it)
       } catch (error) {
-        throw mapError(error)
+        kept = () => Promise.reject(mapError(error))
+        return undefined
       }
-      if (step.done) return done
-      return { done: false, value: await map(step.value) }
+      if (payload === undefined) return undefined
+      let r: Result
+      try {
+        r = map(payload)
+      } catch (error) {
+        kept = () => Promise.reject(error)
+        return undefined
+      }
+      if (isPromise(r) || r.errors) {
+        const result = r
+        kept = () => Promise.resolve(result).then(out)
+        return undefined
+      }
+      return r
+    }
+    drains.set(context, drain)
+  }
+  const mapped: AsyncGenerator<ExecutionResult> = {
+    next() {
+      if (kept) {
+        const k = kept
+        kept = undefined
+        return k()
+      }
+      return it.next().then(step, failed)
     },
     async return() {
+      ended = true
       await it.return?.()
-      return done
+      return DONE
     },
     async throw(error: unknown) {
+      ended = true
       await it.return?.()
       throw error
     },
@@ -128,6 +189,10 @@ function mapEvents(source: AsyncIterable<unknown>, map: (payload: unknown) => Re
     },
   } as AsyncGenerator<ExecutionResult>
   return mapped
+}
+
+function isPromise<T>(x: T | Promise<T>): x is Promise<T> {
+  return typeof (x as { then?: unknown } | null)?.then === 'function'
 }
 
 /**
@@ -164,11 +229,11 @@ export function sharedNextFrames(fragmentBytes = 16 * 1024) {
   let pending: { suffix: string; text: string | Buffer } | undefined
   return {
     onNext: (_ctx: unknown, _id: string, _payload: unknown, _args: unknown, result: unknown) => result as never,
-    onOperation: (ctx: { extra: unknown }, id: string, _payload: unknown, _args: unknown, result: unknown) => {
+    onOperation: (ctx: { extra: unknown }, id: string, _payload: unknown, args: { contextValue?: unknown }, result: unknown) => {
       const socket = (ctx.extra as { socket?: WebSocket }).socket
       const flow = socket && flowOf(socket)
       if (!flow || !isAsyncIterable(result)) return undefined
-      return directFrames(result, id, flow, payloadOf) as never
+      return directFrames(result, id, flow, payloadOf, (args.contextValue && typeof args.contextValue === 'object' ? drains.get(args.contextValue) : undefined)) as never
     },
     jsonMessageReplacer(this: unknown, key: string, value: unknown): unknown {
       if (key !== 'payload' || !value || typeof value !== 'object' || (this as { type?: unknown }).type !== 'next') return value
@@ -204,7 +269,9 @@ interface Payload {
 
 const FRAGMENT = { binary: false, fin: false }
 const LAST_FRAGMENT = { binary: false, fin: true }
-const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+
+/** Results `directFrames` sends from a `Drain` between two awaited ones: other subscriptions get their turn in between. */
+const DRAIN_RUN = 16
 
 /**
  * `results` for graphql-ws's `for await`, with every object result already sent as a `next` frame
@@ -212,28 +279,45 @@ const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
  * result, as `onNext` makes it). What is left to graphql-ws: a result that is not an object, the
  * end, an error. Like graphql-ws, it sends nothing to a socket that is not open, and waits for a
  * frame's write when the flow control says so (a failed write is thrown, as graphql-ws's send would).
+ * After each awaited result it also sends what the subscription's `Drain` has at hand, without a
+ * promise per result.
  */
-function directFrames(results: AsyncIterable<unknown>, id: string, flow: SocketFlow, payloadOf: (value: object) => Payload): AsyncIterableIterator<unknown> {
+function directFrames(results: AsyncIterable<unknown>, id: string, flow: SocketFlow, payloadOf: (value: object) => Payload, drain: Drain | undefined): AsyncIterableIterator<unknown> {
   const it = results[Symbol.asyncIterator]()
   const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`
   const prefixBytes = Buffer.byteLength(prefix)
   let stopped = false
-  // The write callback, made once: settles the current wait, or records an outcome that came first.
-  let settle: ((error?: Error) => void) | undefined
+  // The write callback and the wait's executor, made once: `written` settles the current wait, or
+  // records an outcome that came before it.
+  let resolveWrite: (() => void) | undefined
+  let rejectWrite: ((error: Error) => void) | undefined
   let early: { error?: Error } | undefined
   const written = (error?: Error): void => {
-    const s = settle
-    settle = undefined
-    if (s) s(error)
-    else early = { error }
+    const resolve = resolveWrite
+    const reject = rejectWrite
+    resolveWrite = rejectWrite = undefined
+    if (!resolve) early = { error }
+    else if (error) reject!(error)
+    else resolve()
   }
-  const waitForWrite = () =>
-    new Promise<void>((resolve, reject) => {
-      const e = early
-      early = undefined
-      if (e) return e.error ? reject(e.error) : resolve()
-      settle = (error) => (error ? reject(error) : resolve())
-    })
+  const executor = (resolve: () => void, reject: (error: Error) => void): void => {
+    const e = early
+    early = undefined
+    if (!e) {
+      resolveWrite = resolve
+      rejectWrite = reject
+    } else if (e.error) reject(e.error)
+    else resolve()
+  }
+  /** True: the caller may send the next frame at once. */
+  const send = (result: object): boolean => {
+    const p = payloadOf(result)
+    if (typeof p.text === 'string') return flow.send(prefix + p.text + '}', prefixBytes + p.bytes + 1, undefined, written)
+    // One text message in three fragments; only the last one's write is waited for.
+    flow.send(prefix, prefixBytes, FRAGMENT, undefined)
+    flow.send(p.text, p.bytes, FRAGMENT, undefined)
+    return flow.send('}', 1, LAST_FRAGMENT, written)
+  }
   const self: AsyncIterableIterator<unknown> = {
     async next() {
       for (;;) {
@@ -242,18 +326,15 @@ function directFrames(results: AsyncIterable<unknown>, id: string, flow: SocketF
         if (step.done) return step
         const result = step.value
         if (!result || typeof result !== 'object') return step
+        if (drain && !drain.passedThrough && result === drain.last && !(result as ExecutionResult).errors) drain.passedThrough = true
         if (!flow.open) continue
-        const p = payloadOf(result)
-        let now: boolean
-        if (typeof p.text === 'string') {
-          now = flow.send(prefix + p.text + '}', prefixBytes + p.bytes + 1, undefined, written)
-        } else {
-          // One text message in three fragments; only the last one's write is waited for.
-          flow.send(prefix, prefixBytes, FRAGMENT, undefined)
-          flow.send(p.text, p.bytes, FRAGMENT, undefined)
-          now = flow.send('}', 1, LAST_FRAGMENT, written)
+        if (!send(result)) await new Promise<void>(executor)
+        for (let n = 0; drain && n < DRAIN_RUN && !stopped && flow.open; n++) {
+          const more = drain.take()
+          if (more === undefined) break
+          if (!send(more)) await new Promise<void>(executor)
         }
-        if (!now) await waitForWrite()
+        if (stopped) return DONE
       }
     },
     async return() {

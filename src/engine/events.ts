@@ -147,6 +147,14 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
     }
   }
 
+  /** The event `next` would hand out now without waiting, handed out; undefined if it would wait. */
+  takeNow(): RunEvent | undefined {
+    if (this.done) return undefined
+    const e = this.take()
+    if (e) this.handOut(e)
+    return e
+  }
+
   /**
    * The next events as one list: at least one (waiting for it like `next`), then every further event
    * already available without waiting, up to `max`. Concatenated, the batches are exactly the events
@@ -167,8 +175,21 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
 
   /** This stream as an iterator of batches (`nextBatch`); ending it ends the stream. */
   batches(max: number): AsyncIterableIterator<RunEvent[]> {
-    const iterator: AsyncIterableIterator<RunEvent[]> = {
+    const iterator: AsyncIterableIterator<RunEvent[]> & { takeNow(): RunEvent[] | undefined } = {
       next: () => this.nextBatch(max),
+      // The batch `next` would hand out now without waiting (see `takeNow` above).
+      takeNow: () => {
+        const first = this.takeNow()
+        if (!first) return undefined
+        const batch = [first]
+        while (batch.length < max && !this.done) {
+          const e = this.take()
+          if (!e) break
+          this.handOut(e)
+          batch.push(e)
+        }
+        return batch
+      },
       return: async () => {
         this.finish()
         return { done: true, value: undefined }
