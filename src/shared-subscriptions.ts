@@ -61,15 +61,19 @@ export function useSharedSubscriptionResults(options: { authRequired: boolean })
         const key = groupKey(args)
         const run = (payload: unknown): Result =>
           execute({ ...args, rootValue: payload, contextValue: { ...(args.contextValue as object) } })
-        return mapEvents(source, (payload) => {
-          const slot = key === undefined ? undefined : cacheSlot(payload)
-          if (!slot) return run(payload)
-          let byGroup = results.get(slot.object)
-          if (!byGroup) results.set(slot.object, (byGroup = new Map()))
-          const k = key + slot.suffix
+        const shared = (object: object, k: string, payload: unknown): Result => {
+          let byGroup = results.get(object)
+          if (!byGroup) results.set(object, (byGroup = new Map()))
           let result = byGroup.get(k)
           if (result === undefined) byGroup.set(k, (result = run(payload)))
           return result
+        }
+        return mapEvents(source, (payload) => {
+          if (key === undefined) return run(payload)
+          // A single event (the common case) is its own cache key, without a slot object.
+          if (payload && typeof payload === 'object' && !Array.isArray(payload)) return shared(payload, key, payload)
+          const slot = cacheSlot(payload)
+          return slot ? shared(slot.object, key + slot.suffix, payload) : run(payload)
         }, (error) => {
           // As graphql-tools' subscribe does: an error of the source stream becomes a GraphQL error.
           const e = error instanceof Error ? error : new Error(String(error))
