@@ -120,6 +120,7 @@ export interface Drain {
 }
 
 const drains = new WeakMap<object, Drain>()
+const NO_DRAIN: Drain = { last: undefined, passedThrough: false, take: () => undefined }
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
 
 /** `source` mapped through `map`, with return/throw passed on (graphql-ws ends a subscription with return()). */
@@ -167,7 +168,8 @@ function mapEvents(source: AsyncIterable<unknown>, map: (payload: unknown) => Re
       }
       return r
     }
-    drains.set(context, drain)
+    // One drain per context: two operations sharing one context object get none.
+    drains.set(context, drains.has(context) ? NO_DRAIN : drain)
   }
   const mapped: AsyncGenerator<ExecutionResult> = {
     next() {
