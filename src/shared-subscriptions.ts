@@ -110,7 +110,8 @@ function isAsyncIterable(x: unknown): x is AsyncIterable<unknown> {
  * returns it only if it went through nothing but identity on its way out: it has no errors (errors
  * are masked in envelop's `onNext`), and the results `next` handed out came out of envelop's
  * wrappers as the same objects (`passedThrough`, checked by `directFrames`). Anything else is kept
- * for the next `next`, so the order stays the source's.
+ * for the next `next`, so the order stays the source's. A plugin whose `onNext` only observes
+ * results (no `setResult`) would not see drained ones: such a plugin needs the drain turned off.
  */
 export interface Drain {
   take(): ExecutionResult | undefined
