@@ -258,9 +258,10 @@ const SERVER_SCRIPTS = {
  * the peer bench/frames-server.ts instead of Conveyor (the same clients against pre-serialised frames).
  */
 export async function conveyorSubscriptions(o: { clients: number; steps: number; timeoutMs?: number; batched?: boolean; server?: keyof typeof SERVER_SCRIPTS }): Promise<SubscriptionResult> {
-  const spawnChild = (script: string, args: string[] = []) =>
-    spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const serverProcess = spawnChild(SERVER_SCRIPTS[o.server ?? 'conveyor'], [String(o.steps)])
+  const spawnChild = (script: string, args: string[] = [], nodeArgs: string[] = []) =>
+    spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // BENCH_SERVER_NODE_ARGS: extra node flags for the server child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const serverProcess = spawnChild(SERVER_SCRIPTS[o.server ?? 'conveyor'], [String(o.steps)], process.env.BENCH_SERVER_NODE_ARGS?.split(/\s+/).filter(Boolean))
   let clientProcess: ChildProcess | undefined
   try {
     const server = messageQueue(serverProcess)

@@ -14,7 +14,7 @@ import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
 import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
 import { metricsText } from './metrics.ts'
 import { serveArtifact } from './artifact-route.ts'
-import { DEFAULT_MAX_UNREAD_BYTES, batchWrites, limitUnreadBytes } from './ws-flow-control.ts'
+import { DEFAULT_MAX_UNREAD_BYTES, flowControl } from './ws-flow-control.ts'
 import { DEFAULT_MAX_STALL_MS, limitStalledStreams } from './sse-flow-control.ts'
 import { useDocumentLimits } from './graphql-limits.ts'
 import { sharedNextFrames, useSharedSubscriptionResults } from './shared-subscriptions.ts'
@@ -183,10 +183,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return originAllowed(info.req, corsOrigins) ? done(true) : done(false, 403, 'Forbidden origin')
     },
   })
-  limitUnreadBytes(wss, options.maxBufferedBytes ?? DEFAULT_MAX_UNREAD_BYTES, logger)
+  flowControl(wss, { maxUnreadBytes: options.maxBufferedBytes ?? DEFAULT_MAX_UNREAD_BYTES, logger })
   const stalls = limitStalledStreams(server, options.maxStallMs ?? DEFAULT_MAX_STALL_MS, logger)
-  // After limitUnreadBytes, so its accounting sees every frame this hands on.
-  batchWrites(wss)
   // Last, so the frames the other wrappers see are the real ones.
   const frames = sharedNextFrames()
   frames.attach(wss)
@@ -204,6 +202,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       // Each shared result is serialised once for all its subscribers (shared-subscriptions.ts).
       onNext: frames.onNext,
       jsonMessageReplacer: frames.jsonMessageReplacer,
+      onOperation: frames.onOperation,
       // Build execute/subscribe from yoga's envelop so its plugins and context apply here too.
       execute: ((args: { rootValue: { execute: (a: unknown) => unknown } }) => args.rootValue.execute(args)) as never,
       subscribe: ((args: { rootValue: { subscribe: (a: unknown) => unknown } }) => args.rootValue.subscribe(args)) as never,

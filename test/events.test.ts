@@ -112,6 +112,27 @@ describe('event log', () => {
     expect(seen.map((e) => e.seq)).toEqual(history.map((e) => e.seq))
   })
 
+  it('takeNow hands out what next would without waiting, mixed with next, for one run among others', async () => {
+    const o = orchestrator(fileDb())
+    const id = await o.createWorkflow('w', parallel(30))
+    const other = o.executeWorkflow(id)
+    const mine = await o.startWorkflow(id)
+    const stream = o.events({ runId: mine.runId }, { after: 0, untilRunFinished: true })
+    const got: number[] = []
+    for (let turn = 0; ; turn++) {
+      // Alternate: everything at hand without waiting, then one awaited next.
+      for (let e = stream.takeNow(); e; e = stream.takeNow()) got.push(e.seq)
+      const step = await stream.next()
+      if (step.done) break
+      got.push(step.value.seq)
+      if (turn % 3 === 0) await new Promise((r) => setTimeout(r, 1))
+    }
+    expect(stream.takeNow()).toBeUndefined()
+    await other
+    const history = await o.getHistory(mine.runId)
+    expect(got).toEqual(history.map((e) => e.seq))
+  })
+
   it('replays the backlog after a cursor, then tails live events, without gaps or duplicates', async () => {
     const o = orchestrator(fileDb())
     const id = await o.createWorkflow('w', { steps: [{ factory: 'control', action: 'noop' }, { factory: 'control', action: 'noop', id: 'second' }] })

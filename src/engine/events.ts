@@ -11,7 +11,7 @@ export type EventListener = (event: RunEvent) => void
 export class EventBus {
   private readonly listeners = new Set<(events: RunEvent[]) => void>()
 
-  /** Called by the journal after each commit. */
+  /** Called by the journal after each commit. Listeners share `events` (streams keep it): nobody may change it. */
   publish(events: RunEvent[]): void {
     for (const listener of this.listeners) {
       try {
@@ -56,7 +56,11 @@ export interface StreamOptions {
 
 export class EventStream implements AsyncIterableIterator<RunEvent> {
   private cursor: number
-  private buffer: RunEvent[] = []
+  // Live events not yet handed out: the published commits themselves (shared by every stream, not
+  // copied per stream), read from `live[0]` at `liveAt`; `held` counts those matching the filter.
+  private live: RunEvent[][] = []
+  private liveAt = 0
+  private held = 0
   private backlog: RunEvent[] = []
   private catchingUp = true
   private overflowed = false
@@ -88,11 +92,17 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
 
   private onCommitted(events: RunEvent[]): void {
     if (this.done || this.overflowed) return
-    for (const e of events) if (matches(this.filter, e)) this.buffer.push(e)
-    if (this.buffer.length > this.bufferLimit) {
+    let n = 0
+    for (const e of events) if (matches(this.filter, e)) n++
+    if (n === 0) return
+    this.held += n
+    if (this.held > this.bufferLimit) {
       // Too far behind: forget the buffer, catch up from the database instead.
-      this.buffer = []
+      this.dropLive()
       this.overflowed = true
+    } else {
+      // A commit mostly of other events is copied, so a slow stream holds at most ~4 × what it matches.
+      this.live.push(n * 4 >= events.length ? events : events.filter((e) => matches(this.filter, e)))
     }
     this.wake?.()
   }
@@ -101,7 +111,7 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
     const rows = listEvents(this.conn, { ...this.filter, afterSeq: this.cursor, limit: this.chunkSize })
     this.backlog = rows as RunEvent[]
     if (rows.length < this.chunkSize) {
-      // Caught up. Everything committed after the listener was attached is in `buffer` too
+      // Caught up. Everything committed after the listener was attached is in `live` too
       // (deduplicated by seq below), and nothing later has been committed yet: go live.
       this.catchingUp = false
     }
@@ -115,14 +125,36 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
         this.catchingUp = true
       }
       if (this.catchingUp) {
-        this.buffer = []
+        this.dropLive()
         this.readBacklog()
         if (this.backlog.length > 0) continue
       }
-      const e = this.buffer.shift()
+      const e = this.nextLive()
       if (!e) return undefined
       if (e.seq > this.cursor) return e
     }
+  }
+
+  private nextLive(): RunEvent | undefined {
+    while (this.live.length > 0) {
+      const commit = this.live[0]!
+      while (this.liveAt < commit.length) {
+        const e = commit[this.liveAt++]!
+        if (matches(this.filter, e)) {
+          this.held--
+          return e
+        }
+      }
+      this.live.shift()
+      this.liveAt = 0
+    }
+    return undefined
+  }
+
+  private dropLive(): void {
+    this.live = []
+    this.liveAt = 0
+    this.held = 0
   }
 
   async next(): Promise<IteratorResult<RunEvent>> {
@@ -147,6 +179,14 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
     }
   }
 
+  /** The event `next` would hand out now without waiting, handed out; undefined if it would wait. */
+  takeNow(): RunEvent | undefined {
+    if (this.done) return undefined
+    const e = this.take()
+    if (e) this.handOut(e)
+    return e
+  }
+
   /**
    * The next events as one list: at least one (waiting for it like `next`), then every further event
    * already available without waiting, up to `max`. Concatenated, the batches are exactly the events
@@ -167,8 +207,21 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
 
   /** This stream as an iterator of batches (`nextBatch`); ending it ends the stream. */
   batches(max: number): AsyncIterableIterator<RunEvent[]> {
-    const iterator: AsyncIterableIterator<RunEvent[]> = {
+    const iterator: AsyncIterableIterator<RunEvent[]> & { takeNow(): RunEvent[] | undefined } = {
       next: () => this.nextBatch(max),
+      // The batch `next` would hand out now without waiting (see `takeNow` above).
+      takeNow: () => {
+        const first = this.takeNow()
+        if (!first) return undefined
+        const batch = [first]
+        while (batch.length < max && !this.done) {
+          const e = this.take()
+          if (!e) break
+          this.handOut(e)
+          batch.push(e)
+        }
+        return batch
+      },
       return: async () => {
         this.finish()
         return { done: true, value: undefined }
@@ -199,7 +252,7 @@ export class EventStream implements AsyncIterableIterator<RunEvent> {
   private finish(): void {
     this.done = true
     this.unlisten()
-    this.buffer = []
+    this.dropLive()
     this.wake?.()
   }
 
