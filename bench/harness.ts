@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 import { defineFactory, orchestratorFromConfig, startServer, type ProjectOrchestrator, type RunningServer } from '../src/index.ts'
 import { Timeline } from './timeline.ts'
-import { CHAIN_WARMUP_RUNS, inFlight, latencySummary, mb, median, now, percentile } from './stats.ts'
+import { CHAIN_WARMUP_RUNS, FAN_OUT_WARMUP_STEPS, inFlight, latencySummary, mb, median, now, percentile } from './stats.ts'
 
 export interface Correctness {
   runs: number
@@ -128,8 +128,8 @@ export async function conveyorDispatchLight(o: { runs: number; steps: number }):
 export async function conveyorFanOut(o: { steps: number }): Promise<ThroughputResult> {
   const bench = openConveyor({ maxWorkers: 1_000_000 })
   try {
-    // Warm the code paths on a small fan-out first.
-    const small = await bench.orchestrator.createWorkflow('fan-warm', fanOutDefinition(Math.min(200, o.steps)))
+    // Warm the code paths on a smaller fan-out first (the BullMQ flow warms up the same way).
+    const small = await bench.orchestrator.createWorkflow('fan-warm', fanOutDefinition(Math.min(FAN_OUT_WARMUP_STEPS, o.steps)))
     await bench.orchestrator.executeWorkflow(small)
     const c0 = now()
     const workflowId = await bench.orchestrator.createWorkflow('fan-out', fanOutDefinition(o.steps))

@@ -47,3 +47,6 @@ export function mb(bytes: number): number {
  * GC warm-up on top of the steady state).
  */
 export const CHAIN_WARMUP_RUNS = 500
+
+/** Steps of the fan-out run before the measured one, for Conveyor and the BullMQ flow alike (200 before run E). */
+export const FAN_OUT_WARMUP_STEPS = 2000

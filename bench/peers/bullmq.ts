@@ -4,7 +4,7 @@
 import { FlowProducer, Queue, Worker, type Job } from 'bullmq'
 import { connect } from 'node:net'
 import { Timeline } from '../timeline.ts'
-import { CHAIN_WARMUP_RUNS, inFlight, latencySummary, now } from '../stats.ts'
+import { CHAIN_WARMUP_RUNS, FAN_OUT_WARMUP_STEPS, inFlight, latencySummary, now } from '../stats.ts'
 
 export const REDIS = { host: '127.0.0.1', port: 6379 }
 const connection = { ...REDIS, maxRetriesPerRequest: null }
@@ -107,7 +107,7 @@ export async function bullFanOut(o: { steps: number; workerConcurrency?: number 
     await done
   }
   try {
-    await run(200)
+    await run(Math.min(FAN_OUT_WARMUP_STEPS, o.steps))
     const t0 = now()
     await run(o.steps)
     const ms = now() - t0

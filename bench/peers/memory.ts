@@ -3,7 +3,7 @@
 // stored, nothing is published.
 import pLimit from 'p-limit'
 import { Timeline } from '../timeline.ts'
-import { CHAIN_WARMUP_RUNS, inFlight, latencySummary, now } from '../stats.ts'
+import { CHAIN_WARMUP_RUNS, FAN_OUT_WARMUP_STEPS, inFlight, latencySummary, now } from '../stats.ts'
 
 export interface DagNode {
   id: string
@@ -58,7 +58,8 @@ export async function memoryChains(o: { runs: number; steps: number; concurrency
 /** Fan-out: one run of `steps` parallel no-ops, at most `steps` at once. */
 export async function memoryFanOut(o: { steps: number }): Promise<MemoryResult> {
   const nodes = (n: number): DagNode[] => Array.from({ length: n }, (_, i) => ({ id: `p${i}`, deps: [], run: () => ({ i }) }))
-  await runDag(nodes(200), pLimit(200))
+  const warm = Math.min(FAN_OUT_WARMUP_STEPS, o.steps)
+  await runDag(nodes(warm), pLimit(warm))
   const t0 = now()
   const out = await runDag(nodes(o.steps), pLimit(o.steps))
   const ms = now() - t0
