@@ -164,7 +164,10 @@ describe('row writes of a step', () => {
     expect(result.status).toBe('SUCCEEDED')
     expectCompleteRows(o, result.runId, 2, 2)
     const { attempts } = rows(o, result.runId)
-    expect(attempts.map((a) => [a.step_id, a.attempt, a.status])).toEqual([
+    // Each step's attempts in id order (as the API lists them); across steps, a finished attempt's
+    // row is inserted at the end of its commit (Journal.recordRow), after rows other steps' writes inserted.
+    const byStep = [...attempts].sort((a, b) => a.step_id.localeCompare(b.step_id))
+    expect(byStep.map((a) => [a.step_id, a.attempt, a.status])).toEqual([
       ['s0', 1, 'FAILED'], ['s0', 2, 'SUCCEEDED'], ['s1', 1, 'FAILED'], ['s1', 2, 'SUCCEEDED'],
     ])
   })

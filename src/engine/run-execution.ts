@@ -5,7 +5,7 @@ import type { StepRow } from '../db/schema.ts'
 import { setRunStatus } from '../db/sql/setRunStatus.ts'
 import { markStepReady } from '../db/sql/markStepReady.ts'
 import { insertStepAttempt, markStepRunning, startGroupStep, startStepAttempt, type StepAttemptStart } from '../db/sql/startStepAttempt.ts'
-import { finishStepAttempt, insertFinishedStepAttempt } from '../db/sql/finishStepAttempt.ts'
+import { finishStepAttempt, insertFinishedStepAttempts } from '../db/sql/finishStepAttempt.ts'
 import type { Entry } from './journal.ts'
 import { settleStep } from '../db/sql/settleStep.ts'
 import { scheduleStepRetry } from '../db/sql/scheduleStepRetry.ts'
@@ -640,11 +640,9 @@ export class RunExecution {
     // An attempt that starts and ends in one commit: its row is inserted finished, and the step row
     // is updated once (SUCCEEDED with what RUNNING would have written) instead of twice.
     if (start && start.attempt === attempt && journal.supersede(state.attemptEntry)) {
-      journal.record(() =>
-        insertFinishedStepAttempt(this.host.conn, {
-          runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, startedAt: start.at, at,
-        }),
-      )
+      journal.recordRow(insertFinishedStepAttempts, {
+        runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, startedAt: start.at, at,
+      })
     } else {
       journal.record(() =>
         finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, at }),
