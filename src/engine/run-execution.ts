@@ -66,6 +66,8 @@ interface StepState {
    * the attempt's RUNNING row. Their events are always written.
    */
   readyEntry?: Entry
+  /** The step row's id, when known (a hint for settleStep, which checks it). */
+  rowId?: number
   runningEntry?: Entry
   attemptEntry?: Entry
   start?: StepAttemptStart
@@ -134,6 +136,15 @@ export class RunExecution {
     for (const state of this.states.values()) this.maybeActivate(state)
   }
 
+  /**
+   * The step rows were inserted in graph order from `first` on (createRun, inside the commit that
+   * writes them): each step's row id, so its settling UPDATE finds the row by id.
+   */
+  noteRowIds(first: number): void {
+    const ordered = this.spec.graph.ordered
+    for (let i = 0; i < ordered.length; i++) this.states.get(ordered[i]!.id)!.rowId = first + i
+  }
+
   /** Resumes a run a previous process left unfinished, from its step rows. */
   resume(rows: StepRow[]): void {
     let maxOrder = 0
@@ -146,6 +157,7 @@ export class RunExecution {
     for (const row of rows) {
       const state = this.states.get(row.stepId)
       if (!state) continue
+      state.rowId = row.id
       state.attempts = row.attempts
       state.status = row.status as StepStatus
       state.params = (row.params as Record<string, unknown> | null) ?? undefined
@@ -822,6 +834,7 @@ export class RunExecution {
     this.record(
       () => settleStep(this.host.conn, {
         runId: this.id, stepId: state.node.id, status, output: extra.output, outputText, error: extra.error ?? null, at, completedOrder: order, started,
+        rowId: state.rowId,
       }),
       type,
       state,
