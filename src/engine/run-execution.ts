@@ -954,14 +954,17 @@ export class RunExecution {
 
   private async finishWithOutput(): Promise<void> {
     let output: unknown
+    // The JSON text is kept for the run row and the event's summary: stringified once.
+    let outputText: string
     try {
       const expr = this.spec.definition.output
       if (expr === undefined) {
         const leaves: Record<string, unknown> = {}
         for (const id of this.spec.graph.leaves) leaves[id] = this.states.get(id)!.output ?? null
         output = leaves
+        outputText = JSON.stringify(leaves)
       } else {
-        output = toJson(await resolveTemplates(expr, this.baseScope))
+        ;({ value: output, text: outputText } = toJsonText(await resolveTemplates(expr, this.baseScope)))
       }
     } catch (error) {
       const message = `output: ${errorMessage(error)}`
@@ -969,14 +972,14 @@ export class RunExecution {
       return
     }
     if (this.abandoned) return
-    this.transitionRun('SUCCEEDED', 'RUN_SUCCEEDED', { output: summarize(output) }, { finished: true, output }, true)
+    this.transitionRun('SUCCEEDED', 'RUN_SUCCEEDED', { output: summarizeText(output, outputText) }, { finished: true, output, outputText }, true)
   }
 
   private transitionRun(
     status: RunStatus,
     type: EventType,
     payload: Record<string, unknown>,
-    change: { started?: boolean; finished?: boolean; output?: unknown; error?: string | null },
+    change: { started?: boolean; finished?: boolean; output?: unknown; outputText?: string; error?: string | null },
     after: boolean | (() => void) = false,
     writeRow = true,
   ): void {
