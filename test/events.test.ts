@@ -95,6 +95,23 @@ describe('event log', () => {
     expect(Math.max(...published)).toBeLessThanOrEqual(1010)
   })
 
+  it('the events of one commit, however many, are published with the seqs and fields the log holds', async () => {
+    const o = orchestrator(fileDb())
+    const published: RunEvent[] = []
+    o.context.bus.listen((events) => void published.push(...events))
+    // 1,000 steps in commits of up to ~1,000 changes: events written several rows per INSERT, with a remainder.
+    const id = await o.createWorkflow('wide', parallel(1000))
+    const first = await o.executeWorkflow(id)
+    const second = await o.executeWorkflow(id, { n: 1 })
+    expect([first.status, second.status]).toEqual(['SUCCEEDED', 'SUCCEEDED'])
+    const rows = (o.context.conn.sqlite.prepare('select * from events order by seq').all() as Record<string, unknown>[]).map((r) => ({
+      seq: r.seq, type: r.type, runId: r.run_id, workflowId: r.workflow_id, stepId: r.step_id, attempt: r.attempt, status: r.status, at: r.at,
+      payload: r.payload === null ? null : JSON.parse(r.payload as string),
+    }))
+    expect(rows).toHaveLength(2 * (1000 * 3 + 3))
+    expect(published.map((e) => ({ ...e, payload: JSON.parse(JSON.stringify(e.payload)) }))).toEqual(rows)
+  })
+
   it('delivers every event exactly once, in order, to a listener slower than the engine', async () => {
     const o = orchestrator(fileDb())
     const id = await o.createWorkflow('w', parallel(40))

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { ProjectOrchestrator, defineFactory } from '../src/index.ts'
 import { Connection } from '../src/db/connection.ts'
 import { Journal } from '../src/engine/journal.ts'
+import { settleStep } from '../src/db/sql/settleStep.ts'
 import type { RunEvent } from '../src/engine/interfaces.ts'
 
 const open: ProjectOrchestrator[] = []
@@ -164,9 +165,47 @@ describe('row writes of a step', () => {
     expect(result.status).toBe('SUCCEEDED')
     expectCompleteRows(o, result.runId, 2, 2)
     const { attempts } = rows(o, result.runId)
-    expect(attempts.map((a) => [a.step_id, a.attempt, a.status])).toEqual([
+    // Each step's attempts in id order (as the API lists them); across steps, a finished attempt's
+    // row is inserted at the end of its commit (Journal.recordRow), after rows other steps' writes inserted.
+    const byStep = [...attempts].sort((a, b) => a.step_id.localeCompare(b.step_id))
+    expect(byStep.map((a) => [a.step_id, a.attempt, a.status])).toEqual([
       ['s0', 1, 'FAILED'], ['s0', 2, 'SUCCEEDED'], ['s1', 1, 'FAILED'], ['s1', 2, 'SUCCEEDED'],
     ])
+  })
+})
+
+describe('settling UPDATE by row id', () => {
+  it('finds every step row of a new run by its id, not through steps_run_step', async () => {
+    const o = orchestrator()
+    const conn = o.context.conn
+    const texts: string[] = []
+    const statement = conn.statement.bind(conn)
+    conn.statement = (sql: string) => (texts.push(sql), statement(sql))
+    const wide = await o.createWorkflow('wide', {
+      parallel: true, steps: Array.from({ length: 250 }, (_, i) => ({ id: `s${i}`, factory: 'work', action: i % 2 ? 'sync' : 'later', params: { i } })),
+    })
+    const results = []
+    for (const id of [wide, await o.createWorkflow('seq', chain('later', 3))]) results.push(await o.executeWorkflow(id))
+    expect(results.map((r) => r.status)).toEqual(['SUCCEEDED', 'SUCCEEDED'])
+    const settles = texts.filter((t) => t.includes('completed_order = ?'))
+    expect(settles.length).toBe(253)
+    // Only the by-id form ran: each hint matched its run and step (a wrong one falls back to the key).
+    expect(settles.every((t) => t.includes('WHERE id = ? AND run_id = ? AND step_id = ?'))).toBe(true)
+    expectCompleteRows(o, results[1]!.runId, 3)
+    const wideRows = rows(o, results[0]!.runId).steps
+    expect(wideRows.map((r) => [r.step_id, r.status, JSON.parse(r.output).i])).toEqual(wideRows.map((_, i) => [`s${i}`, 'SUCCEEDED', i]))
+  })
+
+  it('a wrong id hint updates nothing else: the row is found by run and step', async () => {
+    const o = orchestrator()
+    const conn = o.context.conn
+    const result = await o.executeWorkflow(await o.createWorkflow('two', chain('sync', 2)))
+    const row = (stepId: string) => conn.sqlite.prepare('SELECT id, status, error FROM steps WHERE run_id = ? AND step_id = ?').get(result.runId, stepId) as { id: number; status: string; error: string | null }
+    const s0 = row('s0')
+    const s1 = row('s1')
+    conn.transaction(() => settleStep(conn, { runId: result.runId, stepId: 's1', status: 'FAILED', error: 'moved', at: 1, rowId: s0.id }))
+    expect(row('s0')).toEqual(s0)
+    expect(row('s1')).toEqual({ id: s1.id, status: 'FAILED', error: 'moved' })
   })
 })
 

@@ -218,13 +218,13 @@ export class FactoryCoordinator implements ExecutionHost {
     // The run starts at once (execution.begin below, same commit): its row is inserted RUNNING, and
     // RUN_STARTED then records only its event. RUN_CREATED's event still says PENDING.
     this.journal.record(
-      () => createRun(this.conn, {
+      () => execution.noteRowIds(createRun(this.conn, {
         id: runId, workflowId, workflowVersion: compiled.version, status: 'RUNNING', input: checked.value,
         idempotencyKey: key ?? null, parentRunId: options.parent?.runId ?? null, parentStepId: options.parent?.stepId ?? null, retryOf: null,
         params: options.params, deadlineAt: execution.spec.deadlineAt, createdAt: now, startedAt: now,
       }, compiled.graph.ordered.map((n) => ({
         stepId: n.id, parentStepId: n.parent, kind: n.kind, factory: n.factory, action: n.action,
-      }))),
+      })))),
       {
         type: 'RUN_CREATED', runId, workflowId, stepId: null, attempt: null, status: 'PENDING', at: now,
         payload: { workflowVersion: compiled.version, input: checked.value, ...(options.parent ? { parent: options.parent } : {}) },
@@ -332,11 +332,11 @@ export class FactoryCoordinator implements ExecutionHost {
       }
     })
     this.journal.record(
-      () => createRun(this.conn, {
+      () => execution.noteRowIds(createRun(this.conn, {
         id: newRunId, workflowId: compiled.workflowId, workflowVersion: compiled.version, status: 'PENDING', input: old.input,
         idempotencyKey: null, parentRunId: old.parentRunId, parentStepId: old.parentStepId, retryOf: runId,
         params: old.params ?? undefined, stepParams, deadlineAt: execution.spec.deadlineAt, createdAt: now,
-      }, steps),
+      }, steps)),
       {
         type: 'RUN_CREATED', runId: newRunId, workflowId: compiled.workflowId, stepId: null, attempt: null, status: 'PENDING', at: now,
         payload: { workflowVersion: compiled.version, input: old.input, retryOf: runId, fromStep: options.fromStep ?? null, reused: [...plan.reuse.keys()] },

@@ -120,31 +120,34 @@ export function compileGraph(definition: WorkflowDefinition): { graph: Graph; is
 }
 
 /** A group settles after its children, so "group waits for child" counts as an edge too.
- * Iterative depth-first search: a 100,000-step chain must not overflow the stack. */
+ * Iterative depth-first search: a 100,000-step chain must not overflow the stack. Edges are a
+ * node's deps, then its children, walked by index (no array of them per node, no closure per start). */
 function findCycle(nodes: Map<string, GraphNode>): string[] | null {
   const state = new Map<string, 1 | 2>() // 1 = on the path, 2 = done
-  for (const start of nodes.keys()) {
+  const path: string[] = []
+  const frames: { node: GraphNode; next: number }[] = []
+  for (const [start, startNode] of nodes) {
     if (state.has(start)) continue
-    const path: string[] = []
-    const frames: { id: string; edges: string[]; next: number }[] = []
-    const push = (id: string) => {
-      const n = nodes.get(id)!
-      state.set(id, 1)
-      path.push(id)
-      frames.push({ id, edges: [...n.deps, ...n.children], next: 0 })
-    }
-    push(start)
+    state.set(start, 1)
+    path.push(start)
+    frames.push({ node: startNode, next: 0 })
     while (frames.length > 0) {
       const frame = frames[frames.length - 1]!
-      if (frame.next < frame.edges.length) {
-        const next = frame.edges[frame.next++]!
+      const { deps, children } = frame.node
+      if (frame.next < deps.length + children.length) {
+        const i = frame.next++
+        const next = i < deps.length ? deps[i]! : children[i - deps.length]!
         const s = state.get(next)
         if (s === 1) return [...path.slice(path.indexOf(next)), next]
-        if (s === undefined) push(next)
+        if (s === undefined) {
+          state.set(next, 1)
+          path.push(next)
+          frames.push({ node: nodes.get(next)!, next: 0 })
+        }
       } else {
         frames.pop()
         path.pop()
-        state.set(frame.id, 2)
+        state.set(frame.node.id, 2)
       }
     }
   }

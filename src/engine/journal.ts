@@ -2,11 +2,17 @@
 // loop commits all of them, and only then are the events published and waiters told. A burst of
 // concurrent step transitions therefore costs one commit, not one each.
 import type { Connection } from '../db/connection.ts'
-import { insertEvent, type NewEvent } from '../db/sql/insertEvent.ts'
+import { insertEvents, type NewEvent } from '../db/sql/insertEvent.ts'
 import type { RunEvent } from './interfaces.ts'
+
+/** Writes the rows a commit queued for it (`Journal.recordRow`), several per statement. */
+export type RowWriter<T> = (conn: Connection, rows: T[]) => void
 
 export interface Entry {
   apply?: () => void
+  /** Or one row for `writer` (see `recordRow`). */
+  writer: RowWriter<never> | undefined
+  row: unknown
   event?: NewEvent
   after?: () => void
   /** The queue generation it was recorded in: entries of one generation commit in one transaction. */
@@ -50,7 +56,20 @@ export class Journal {
   record(apply: (() => void) | undefined, event?: NewEvent, after?: () => void): Entry | undefined {
     // After close, late results of abandoned actions are dropped: recovery redoes that work on the next start.
     if (this.closed) return undefined
-    const entry: Entry = { apply, event, after, gen: this.gen, skip: false }
+    const entry: Entry = { apply, writer: undefined, row: undefined, event, after, gen: this.gen, skip: false }
+    this.queue.push(entry)
+    this.schedule()
+    return entry
+  }
+
+  /**
+   * Queues one row for `writer`, which writes all the rows of a commit together (multi-row INSERTs:
+   * a statement per row costs more than the row), after every `apply` of that commit and before its
+   * events. Only for a row that no `apply` of the same commit writes after it.
+   */
+  recordRow<T>(writer: RowWriter<T>, row: T): Entry | undefined {
+    if (this.closed) return undefined
+    const entry: Entry = { apply: undefined, writer: writer as RowWriter<never>, row, event: undefined, after: undefined, gen: this.gen, skip: false }
     this.queue.push(entry)
     this.schedule()
     return entry
@@ -184,16 +203,30 @@ export class Journal {
   }
 
   private commit(batch: Entry[], honourSkip = true): RunEvent[] {
+    const events: NewEvent[] = []
     const committed: RunEvent[] = []
     this.conn.transaction(() => {
+      let rows: Map<RowWriter<never>, unknown[]> | undefined
       for (const entry of batch) {
-        if (entry.apply && !(honourSkip && entry.skip)) entry.apply()
-        if (entry.event) {
-          const seq = insertEvent(this.conn, entry.event)
-          // A literal, not `{ ...e, seq }`: spreading and adding a key takes V8's slow path (~2 µs an event).
-          const e = entry.event
-          committed.push({ type: e.type, runId: e.runId, workflowId: e.workflowId, stepId: e.stepId, attempt: e.attempt, status: e.status, at: e.at, payload: e.payload, seq } as RunEvent)
+        if (!(honourSkip && entry.skip)) {
+          if (entry.apply) entry.apply()
+          else if (entry.writer) {
+            rows ??= new Map()
+            const list = rows.get(entry.writer)
+            if (list) list.push(entry.row)
+            else rows.set(entry.writer, [entry.row])
+          }
         }
+        if (entry.event) events.push(entry.event)
+      }
+      if (rows) for (const [writer, list] of rows) writer(this.conn, list as never[])
+      // The events go in after the row writes, in one multi-row INSERT per 50: the same rows and seqs
+      // in the same order as one INSERT each after its entry's write (no write reads the events).
+      const first = insertEvents(this.conn, events)
+      for (let i = 0; i < events.length; i++) {
+        // A literal, not `{ ...e, seq }`: spreading and adding a key takes V8's slow path (~2 µs an event).
+        const e = events[i]!
+        committed.push({ type: e.type, runId: e.runId, workflowId: e.workflowId, stepId: e.stepId, attempt: e.attempt, status: e.status, at: e.at, payload: e.payload, seq: first + i } as RunEvent)
       }
     })
     return committed

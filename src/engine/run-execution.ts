@@ -5,7 +5,7 @@ import type { StepRow } from '../db/schema.ts'
 import { setRunStatus } from '../db/sql/setRunStatus.ts'
 import { markStepReady } from '../db/sql/markStepReady.ts'
 import { insertStepAttempt, markStepRunning, startGroupStep, startStepAttempt, type StepAttemptStart } from '../db/sql/startStepAttempt.ts'
-import { finishStepAttempt, insertFinishedStepAttempt } from '../db/sql/finishStepAttempt.ts'
+import { finishStepAttempt, insertFinishedStepAttempts } from '../db/sql/finishStepAttempt.ts'
 import type { Entry } from './journal.ts'
 import { settleStep } from '../db/sql/settleStep.ts'
 import { scheduleStepRetry } from '../db/sql/scheduleStepRetry.ts'
@@ -66,6 +66,8 @@ interface StepState {
    * the attempt's RUNNING row. Their events are always written.
    */
   readyEntry?: Entry
+  /** The step row's id, when known (a hint for settleStep, which checks it). */
+  rowId?: number
   runningEntry?: Entry
   attemptEntry?: Entry
   start?: StepAttemptStart
@@ -134,6 +136,15 @@ export class RunExecution {
     for (const state of this.states.values()) this.maybeActivate(state)
   }
 
+  /**
+   * The step rows were inserted in graph order from `first` on (createRun, inside the commit that
+   * writes them): each step's row id, so its settling UPDATE finds the row by id.
+   */
+  noteRowIds(first: number): void {
+    const ordered = this.spec.graph.ordered
+    for (let i = 0; i < ordered.length; i++) this.states.get(ordered[i]!.id)!.rowId = first + i
+  }
+
   /** Resumes a run a previous process left unfinished, from its step rows. */
   resume(rows: StepRow[]): void {
     let maxOrder = 0
@@ -146,6 +157,7 @@ export class RunExecution {
     for (const row of rows) {
       const state = this.states.get(row.stepId)
       if (!state) continue
+      state.rowId = row.id
       state.attempts = row.attempts
       state.status = row.status as StepStatus
       state.params = (row.params as Record<string, unknown> | null) ?? undefined
@@ -640,11 +652,9 @@ export class RunExecution {
     // An attempt that starts and ends in one commit: its row is inserted finished, and the step row
     // is updated once (SUCCEEDED with what RUNNING would have written) instead of twice.
     if (start && start.attempt === attempt && journal.supersede(state.attemptEntry)) {
-      journal.record(() =>
-        insertFinishedStepAttempt(this.host.conn, {
-          runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, startedAt: start.at, at,
-        }),
-      )
+      journal.recordRow(insertFinishedStepAttempts, {
+        runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, startedAt: start.at, at,
+      })
     } else {
       journal.record(() =>
         finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, at }),
@@ -824,6 +834,7 @@ export class RunExecution {
     this.record(
       () => settleStep(this.host.conn, {
         runId: this.id, stepId: state.node.id, status, output: extra.output, outputText, error: extra.error ?? null, at, completedOrder: order, started,
+        rowId: state.rowId,
       }),
       type,
       state,
@@ -943,14 +954,17 @@ export class RunExecution {
 
   private async finishWithOutput(): Promise<void> {
     let output: unknown
+    // The JSON text is kept for the run row and the event's summary: stringified once.
+    let outputText: string
     try {
       const expr = this.spec.definition.output
       if (expr === undefined) {
         const leaves: Record<string, unknown> = {}
         for (const id of this.spec.graph.leaves) leaves[id] = this.states.get(id)!.output ?? null
         output = leaves
+        outputText = JSON.stringify(leaves)
       } else {
-        output = toJson(await resolveTemplates(expr, this.baseScope))
+        ;({ value: output, text: outputText } = toJsonText(await resolveTemplates(expr, this.baseScope)))
       }
     } catch (error) {
       const message = `output: ${errorMessage(error)}`
@@ -958,14 +972,14 @@ export class RunExecution {
       return
     }
     if (this.abandoned) return
-    this.transitionRun('SUCCEEDED', 'RUN_SUCCEEDED', { output: summarize(output) }, { finished: true, output }, true)
+    this.transitionRun('SUCCEEDED', 'RUN_SUCCEEDED', { output: summarizeText(output, outputText) }, { finished: true, output, outputText }, true)
   }
 
   private transitionRun(
     status: RunStatus,
     type: EventType,
     payload: Record<string, unknown>,
-    change: { started?: boolean; finished?: boolean; output?: unknown; error?: string | null },
+    change: { started?: boolean; finished?: boolean; output?: unknown; outputText?: string; error?: string | null },
     after: boolean | (() => void) = false,
     writeRow = true,
   ): void {

@@ -34,8 +34,11 @@ export interface NewStep {
 
 const STEP_CHUNK = 100
 
-/** Inserts the run and a row for every step of its graph (PENDING unless given). */
-export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): void {
+/**
+ * Inserts the run and a row for every step of its graph (PENDING unless given). Returns the first
+ * step row's id (see `insertSteps`).
+ */
+export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): number {
   conn
     .statement(
       `INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, parent_run_id, parent_step_id,
@@ -46,11 +49,16 @@ export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): void
       run.parentRunId, run.parentStepId, run.retryOf, json(run.params), json(run.stepParams), run.deadlineAt, run.createdAt,
       run.startedAt ?? null,
     )
-  insertSteps(conn, run.id, steps)
+  return insertSteps(conn, run.id, steps)
 }
 
-/** Step rows in chunks (a forEach adds its items' rows while the run goes on). */
-export function insertSteps(conn: Connection, runId: string, steps: NewStep[]): void {
+/**
+ * Step rows in chunks (a forEach adds its items' rows while the run goes on). Returns the id of the
+ * first: inside the caller's write transaction the rows get consecutive ids in the order given
+ * (AUTOINCREMENT: one more than the largest so far). Callers use them only as a hint (settleStep).
+ */
+export function insertSteps(conn: Connection, runId: string, steps: NewStep[]): number {
+  let first = 0
   for (let i = 0; i < steps.length; i += STEP_CHUNK) {
     const n = Math.min(STEP_CHUNK, steps.length - i)
     const args: unknown[] = new Array(n * 11)
@@ -68,8 +76,10 @@ export function insertSteps(conn: Connection, runId: string, steps: NewStep[]): 
       args[a++] = s.attempts ?? 0
       args[a++] = s.completedOrder ?? null
     }
-    conn.statement(insertStepsSql(n)).run(args)
+    const r = conn.statement(insertStepsSql(n)).run(args)
+    if (i === 0) first = Number(r.lastInsertRowid) - n + 1
   }
+  return first
 }
 
 // The multi-row INSERT's text for each chunk size, built once.

@@ -9,6 +9,8 @@ export interface RunStatusChange {
   /** Set on a terminal status. */
   finished?: boolean
   output?: unknown
+  /** `output`'s JSON text when the caller has it already. */
+  outputText?: string
   error?: string | null
 }
 
@@ -24,7 +26,7 @@ export function setRunStatus(conn: Connection, c: RunStatusChange): void {
     )
     .run(
       c.status, c.started ? 1 : 0, c.at, c.finished ? 1 : 0, c.at,
-      c.output !== undefined ? 1 : 0, c.output === undefined ? null : JSON.stringify(c.output),
+      c.output !== undefined ? 1 : 0, c.output === undefined ? null : c.outputText ?? JSON.stringify(c.output),
       c.error !== undefined ? 1 : 0, c.error ?? null, c.runId,
     )
 }

@@ -16,10 +16,33 @@ export interface StepSettlement {
    * as this one): what `startStepAttempt` writes on the step row is written here instead.
    */
   started?: { attempt: number; params: unknown; at: number }
+  /** The step row's id, if known: the row is found by it (~0.7 µs less than through steps_run_step). */
+  rowId?: number
 }
 
 /** A step reaches a final status: SUCCEEDED, FAILED, SKIPPED or CANCELLED. */
 export function settleStep(conn: Connection, s: StepSettlement): void {
+  // By id, checked against run and step: a wrong hint updates nothing, and the row is found by key.
+  if (s.rowId !== undefined) {
+    const r = s.started
+      ? conn
+          .statement(
+            `UPDATE steps SET status = ?, output = ?, error = ?, finished_at = ?, completed_order = ?, wake_at = NULL,
+               attempts = ?, params = ?, started_at = coalesce(started_at, ?)
+             WHERE id = ? AND run_id = ? AND step_id = ?`,
+          )
+          .run(
+            s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null,
+            s.started.attempt, JSON.stringify(s.started.params ?? null), s.started.at, s.rowId, s.runId, s.stepId,
+          )
+      : conn
+          .statement(
+            `UPDATE steps SET status = ?, output = ?, error = ?, finished_at = ?, completed_order = ?, wake_at = NULL
+             WHERE id = ? AND run_id = ? AND step_id = ?`,
+          )
+          .run(s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null, s.rowId, s.runId, s.stepId)
+    if (r.changes > 0) return
+  }
   if (s.started) {
     conn
       .statement(

@@ -1,6 +1,7 @@
 import { and, desc, eq, sql } from 'drizzle-orm'
 import type { Connection } from '../connection.ts'
 import { templates, workflows, workflowVersions } from '../schema.ts'
+import { rowReader } from '../rows.ts'
 
 export interface NewWorkflow {
   id: string
@@ -49,12 +50,11 @@ export function getWorkflowHead(conn: Connection, id: string): { name: string; c
   return r ? { name: r[0], currentVersion: r[1], params: r[2] === null ? null : JSON.parse(r[2]) } : undefined
 }
 
+const versionRows = rowReader(workflowVersions)
+
+/** Read when a run needs a version not compiled yet: a raw prepared statement, not a query built and compiled per call. */
 export function getWorkflowVersion(conn: Connection, id: string, version: number) {
-  return conn.db
-    .select()
-    .from(workflowVersions)
-    .where(and(eq(workflowVersions.workflowId, id), eq(workflowVersions.version, version)))
-    .get()
+  return versionRows.get(conn, 'WHERE workflow_id = ? AND version = ?', id, version)
 }
 
 export function getLatestTemplate(conn: Connection, name: string) {
