@@ -39,3 +39,32 @@ export function rowReader<T extends Table>(table: T): RowReader<T> {
 export function inJson(column: string): string {
   return `${column} IN (SELECT value FROM json_each(?))`
 }
+
+/**
+ * A multi-row INSERT writer: `head` is `INSERT INTO t (c1, …)` with `columns` columns, `tail` what
+ * follows the VALUES (an ON CONFLICT clause); `fill` puts one row's values into `args` from `at`.
+ * A statement per row costs more than the row (its setup, the call, AUTOINCREMENT's bookkeeping), so
+ * rows go `chunk` to a statement, each size's text built once. Returns the first row's id: inside
+ * the caller's write transaction nothing else inserts, and each row gets one more than the largest
+ * id so far, so the rows of one call have consecutive ids in the order given.
+ */
+export function multiRowInsert<T, C = undefined>(
+  head: string, columns: number, fill: (row: T, args: unknown[], at: number, context: C) => void, options: { chunk?: number; tail?: string } = {},
+): (conn: Connection, rows: readonly T[], context: C) => number {
+  const chunk = options.chunk ?? 50
+  const tuple = `(${Array.from({ length: columns }, () => '?').join(', ')})`
+  const sqlBySize: string[] = []
+  const sql = (n: number) => (sqlBySize[n] ??= `${head} VALUES ${Array.from({ length: n }, () => tuple).join(', ')}${options.tail ? ` ${options.tail}` : ''}`)
+  return (conn, rows, context) => {
+    let first = 0
+    for (let i = 0; i < rows.length; i += chunk) {
+      const n = Math.min(chunk, rows.length - i)
+      const args: unknown[] = new Array(n * columns)
+      for (let k = 0; k < n; k++) fill(rows[i + k]!, args, k * columns, context)
+      const r = conn.statement(sql(n)).run(args)
+      if (r.changes !== n) throw new Error(`${head}: wrote ${r.changes} of ${n} rows`)
+      if (i === 0) first = Number(r.lastInsertRowid) - n + 1
+    }
+    return first
+  }
+}

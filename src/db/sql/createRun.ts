@@ -1,4 +1,5 @@
 import type { Connection } from '../connection.ts'
+import { multiRowInsert } from '../rows.ts'
 
 export interface NewRun {
   id: string
@@ -32,8 +33,6 @@ export interface NewStep {
   completedOrder?: number | null
 }
 
-const STEP_CHUNK = 100
-
 /**
  * Inserts the run and a row for every step of its graph (PENDING unless given). Returns the first
  * step row's id (see `insertSteps`).
@@ -53,47 +52,31 @@ export function createRun(conn: Connection, run: NewRun, steps: NewStep[]): numb
 }
 
 /**
- * Step rows in chunks (a forEach adds its items' rows while the run goes on). Returns the id of the
- * first: inside the caller's write transaction the rows get consecutive ids in the order given
- * (AUTOINCREMENT: one more than the largest so far). Callers use them only as a hint (settleStep).
+ * Step rows, 100 to a statement (a forEach adds its items' rows while the run goes on). Returns the
+ * id of the first; the rest follow it one by one (`multiRowInsert`). Callers use them only as a hint
+ * (settleStep).
  */
 export function insertSteps(conn: Connection, runId: string, steps: NewStep[]): number {
-  let first = 0
-  for (let i = 0; i < steps.length; i += STEP_CHUNK) {
-    const n = Math.min(STEP_CHUNK, steps.length - i)
-    const args: unknown[] = new Array(n * 11)
-    for (let k = 0, a = 0; k < n; k++) {
-      const s = steps[i + k]!
-      args[a++] = runId
-      args[a++] = s.stepId
-      args[a++] = s.parentStepId
-      args[a++] = s.kind
-      args[a++] = s.factory
-      args[a++] = s.action
-      args[a++] = s.status ?? 'PENDING'
-      args[a++] = json(s.output)
-      args[a++] = json(s.params)
-      args[a++] = s.attempts ?? 0
-      args[a++] = s.completedOrder ?? null
-    }
-    const r = conn.statement(insertStepsSql(n)).run(args)
-    if (i === 0) first = Number(r.lastInsertRowid) - n + 1
-  }
-  return first
+  return writeSteps(conn, steps, runId)
 }
 
-// The multi-row INSERT's text for each chunk size, built once.
-const insertStepsSqlBySize: string[] = []
-
-function insertStepsSql(rows: number): string {
-  let sql = insertStepsSqlBySize[rows]
-  if (sql === undefined) {
-    sql = `INSERT INTO steps (run_id, step_id, parent_step_id, kind, factory, action, status, output, params, attempts, completed_order)
-      VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`
-    insertStepsSqlBySize[rows] = sql
-  }
-  return sql
-}
+const writeSteps = multiRowInsert<NewStep, string>(
+  'INSERT INTO steps (run_id, step_id, parent_step_id, kind, factory, action, status, output, params, attempts, completed_order)', 11,
+  (s, args, a, runId) => {
+    args[a] = runId
+    args[a + 1] = s.stepId
+    args[a + 2] = s.parentStepId
+    args[a + 3] = s.kind
+    args[a + 4] = s.factory
+    args[a + 5] = s.action
+    args[a + 6] = s.status ?? 'PENDING'
+    args[a + 7] = json(s.output)
+    args[a + 8] = json(s.params)
+    args[a + 9] = s.attempts ?? 0
+    args[a + 10] = s.completedOrder ?? null
+  },
+  { chunk: 100 },
+)
 
 function json(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value)

@@ -1,4 +1,5 @@
 import type { Connection } from '../connection.ts'
+import { multiRowInsert } from '../rows.ts'
 
 export function finishStepAttempt(
   conn: Connection,
@@ -7,22 +8,6 @@ export function finishStepAttempt(
   conn
     .statement('UPDATE step_attempts SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND step_id = ? AND attempt = ?')
     .run(a.status, a.error, a.at, a.runId, a.stepId, a.attempt)
-}
-
-/**
- * An attempt that starts and ends in the same commit: its row is written once, finished. An upsert,
- * because a commit redone entry by entry (see Journal.supersede) has inserted the RUNNING row first.
- */
-export function insertFinishedStepAttempt(
-  conn: Connection,
-  a: { runId: string; stepId: string; attempt: number; status: string; error: string | null; startedAt: number; at: number },
-): void {
-  conn
-    .statement(
-      `INSERT INTO step_attempts (run_id, step_id, attempt, status, error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET status = excluded.status, error = excluded.error, finished_at = excluded.finished_at`,
-    )
-    .run(a.runId, a.stepId, a.attempt, a.status, a.error, a.startedAt, a.at)
 }
 
 export interface FinishedStepAttempt {
@@ -35,45 +20,25 @@ export interface FinishedStepAttempt {
   at: number
 }
 
-/** Rows per multi-row upsert (7 parameters a row). */
-const ATTEMPT_CHUNK = 50
-
 /**
- * `insertFinishedStepAttempt` for the attempts of one commit (Journal.recordRow), several rows per
- * statement: ~0.75 µs less per attempt than a statement each.
+ * The rows of attempts that started and ended in one commit (Journal.recordRow), each written once,
+ * finished, 50 to a statement (~0.75 µs less per attempt than a statement each). An upsert, because
+ * a commit redone entry by entry (see Journal.supersede) has inserted the RUNNING row first.
  */
 export function insertFinishedStepAttempts(conn: Connection, rows: FinishedStepAttempt[]): void {
-  for (let i = 0; i < rows.length; i += ATTEMPT_CHUNK) {
-    const n = Math.min(ATTEMPT_CHUNK, rows.length - i)
-    if (n === 1) {
-      insertFinishedStepAttempt(conn, rows[i]!)
-      continue
-    }
-    const args: unknown[] = new Array(n * 7)
-    for (let k = 0, p = 0; k < n; k++) {
-      const a = rows[i + k]!
-      args[p++] = a.runId
-      args[p++] = a.stepId
-      args[p++] = a.attempt
-      args[p++] = a.status
-      args[p++] = a.error
-      args[p++] = a.startedAt
-      args[p++] = a.at
-    }
-    conn.statement(insertFinishedSql(n)).run(args)
-  }
+  writeFinished(conn, rows, undefined)
 }
 
-// The multi-row upsert's text for each chunk size, built once.
-const insertFinishedSqlBySize: string[] = []
-
-function insertFinishedSql(rows: number): string {
-  let sql = insertFinishedSqlBySize[rows]
-  if (sql === undefined) {
-    sql = `INSERT INTO step_attempts (run_id, step_id, attempt, status, error, started_at, finished_at)
-      VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}
-      ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET status = excluded.status, error = excluded.error, finished_at = excluded.finished_at`
-    insertFinishedSqlBySize[rows] = sql
-  }
-  return sql
-}
+const writeFinished = multiRowInsert<FinishedStepAttempt>(
+  'INSERT INTO step_attempts (run_id, step_id, attempt, status, error, started_at, finished_at)', 7,
+  (r, args, a) => {
+    args[a] = r.runId
+    args[a + 1] = r.stepId
+    args[a + 2] = r.attempt
+    args[a + 3] = r.status
+    args[a + 4] = r.error
+    args[a + 5] = r.startedAt
+    args[a + 6] = r.at
+  },
+  { tail: 'ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET status = excluded.status, error = excluded.error, finished_at = excluded.finished_at' },
+)
