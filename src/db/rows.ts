@@ -1,14 +1,13 @@
-// Whole rows of a table read without drizzle's query builder. Drizzle builds and compiles the SQL
-// again on every call and maps each row column by column through path lookups and kind checks:
-// for a page of 100 runs with their 1,000 steps that was most of the request. Here the statement is
-// prepared once per connection (Connection.statement) and a row is one array mapped by position.
+// Rows read and written without drizzle's query builder, on the paths that move many rows. Drizzle
+// builds and compiles the SQL again on every call and maps each row column by column through path
+// lookups and kind checks: for a page of 100 runs with their 1,000 steps that was most of the
+// request. Here a statement is prepared once per connection (Connection.statement), a row read is
+// one array mapped by position, and rows written go many to an INSERT.
 import { getTableColumns, getTableName, type InferSelectModel, type Table } from 'drizzle-orm'
 import { SQLiteTextJson } from 'drizzle-orm/sqlite-core'
 import type { Connection } from './connection.ts'
 
 export interface RowReader<T extends Table> {
-  /** `SELECT <every column> FROM <table>`, to append a WHERE / ORDER BY to. */
-  readonly select: string
   /** Runs `SELECT <every column> FROM <table> <rest>` (prepared once per connection) and maps its rows. */
   all(conn: Connection, rest: string, ...params: unknown[]): InferSelectModel<T>[]
   get(conn: Connection, rest: string, ...params: unknown[]): InferSelectModel<T> | undefined
@@ -23,7 +22,6 @@ export function rowReader<T extends Table>(table: T): RowReader<T> {
     `return { ${columns.map((c, i) => `${JSON.stringify(c.key)}: ${c.json ? `typeof row[${i}] === 'string' ? JSON.parse(row[${i}]) : row[${i}]` : `row[${i}]`}`).join(', ')} }`,
   ) as (row: unknown[]) => InferSelectModel<T>
   return {
-    select,
     all: (conn, rest, ...params) => (conn.statement(`${select} ${rest}`).raw(true).all(...params) as unknown[][]).map(map),
     get: (conn, rest, ...params) => {
       const row = conn.statement(`${select} ${rest}`).raw(true).get(...params) as unknown[] | undefined
