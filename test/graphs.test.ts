@@ -385,6 +385,64 @@ describe('failure policies', () => {
     expect(history.at(-1)).toMatchObject({ type: 'RUN_FAILED', status: 'FAILED' })
   })
 
+  it("a running step that hangs after the failure is aborted once failGraceMs is up: its signal fires, it is CANCELLED, the run ends FAILED", async () => {
+    const { o, run } = setup()
+    let reason: unknown
+    o.registerFactory('h', {
+      // Never settles by itself and ignores its signal: the worst an action can do.
+      hang(_params: unknown, ctx: ActionContext) {
+        ctx.signal.addEventListener('abort', () => (reason = ctx.signal.reason))
+        return new Promise(() => {})
+      },
+    })
+    const { result, history } = await run({
+      parallel: true,
+      failGraceMs: 30,
+      steps: [
+        { id: 'stuck', factory: 'h', action: 'hang', params: {} },
+        { id: 'bad', factory: 't', action: 'boom', params: { message: 'no disk' } },
+      ],
+    })
+    expect(result.status).toBe('FAILED')
+    expect(result.error).toBe('step bad failed: no disk')
+    expect(result.steps.bad!.status).toBe('FAILED')
+    expect(result.steps.stuck!.status).toBe('CANCELLED')
+    expect(reason).toBeInstanceOf(Error)
+    expect((reason as Error).name).toBe('CancelledError')
+    expect((reason as Error).message).toMatch(/still running 30 ms after the run failed \(failGraceMs\)/)
+    const attempts = o.context.conn.sqlite
+      .prepare("select attempt, status, error from step_attempts where run_id = ? and step_id = 'stuck'")
+      .all(result.runId) as { attempt: number; status: string; error: string }[]
+    expect(attempts).toEqual([{ attempt: 1, status: 'CANCELLED', error: expect.stringMatching(/failGraceMs/) }])
+    expect(seqOf(history, 'STEP_CANCELLED', 'stuck')).toBeGreaterThan(seqOf(history, 'STEP_FAILED', 'bad'))
+    expect(history.at(-1)).toMatchObject({ type: 'RUN_FAILED', status: 'FAILED' })
+  })
+
+  it('failGraceMs: 0 aborts the running steps as soon as one fails', async () => {
+    const { o, run } = setup()
+    let aborted = false
+    o.registerFactory('h', {
+      async wait(_params: unknown, ctx: ActionContext) {
+        // Ends only on abort (and then late: the engine must not wait for it).
+        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()))
+        aborted = true
+        await tick(50)
+        return { late: true }
+      },
+    })
+    const { result } = await run({
+      parallel: true,
+      failGraceMs: 0,
+      steps: [
+        { id: 'waiting', factory: 'h', action: 'wait', params: {} },
+        { id: 'bad', factory: 't', action: 'boom', params: {} },
+      ],
+    })
+    expect(aborted).toBe(true)
+    expect(result.status).toBe('FAILED')
+    expect(result.steps.waiting).toMatchObject({ status: 'CANCELLED', output: null })
+  })
+
   it("default 'fail' ends the run when a step fails while another step's params are still being evaluated", async () => {
     const { calls, run } = setup()
     // `bad` fails at once; `b` is still evaluating its {{ }} params (JSONata is asynchronous) at that moment.

@@ -132,6 +132,25 @@ describe('onFailure: rollback', () => {
     expect(history.findIndex((e) => e.type === 'STEP_COMPENSATING')).toBeGreaterThan(history.findIndex((e) => e.type === 'RUN_ROLLING_BACK'))
   })
 
+  it('a step still running after failGraceMs is aborted and the rollback goes on without it', async () => {
+    const saga = sagaFactory()
+    const o = orchestrator()
+    o.registerFactory('saga', saga.factory)
+    saga.gate('stuck') // never opened: the booking hangs
+    const id = await o.createWorkflow('hung-trip', {
+      parallel: true,
+      onFailure: 'rollback',
+      failGraceMs: 20,
+      steps: [book('stuck'), book('a'), { id: 'f', factory: 'saga', action: 'boom', params: {}, dependsOn: ['a'] }],
+    } satisfies WorkflowDefinition)
+    const result = await o.executeWorkflow(id)
+    expect(result.status).toBe('ROLLED_BACK')
+    expect(result.steps.stuck!.status).toBe('CANCELLED')
+    expect(result.steps.a!.status).toBe('COMPENSATED')
+    // Only what succeeded is compensated: the aborted booking never finished.
+    expect(saga.order()).toEqual(['a'])
+  })
+
   it('a failing compensation is recorded, the others still run, and the run ends FAILED naming the step', async () => {
     const saga = sagaFactory()
     const o = orchestrator()

@@ -274,6 +274,7 @@ describe('each kind of problem', () => {
       parallel: 'yes',
       maxParallel: 0,
       onFailure: 'explode',
+      failGraceMs: -1,
       extra: true,
       steps: [
         { factory: 1, action: 'x', bogus: 1, dependsOn: 'a', retry: { maxAttempts: 0, backoff: 'sometimes' } },
@@ -284,7 +285,7 @@ describe('each kind of problem', () => {
     expect(result.valid).toBe(false)
     const paths = result.issues.map((i) => i.path)
     expect(paths).toEqual(expect.arrayContaining([
-      'parallel', 'maxParallel', 'onFailure', '(root)',
+      'parallel', 'maxParallel', 'onFailure', 'failGraceMs', '(root)',
       'steps[0].factory', 'steps[0]', 'steps[0].dependsOn', 'steps[0].retry.maxAttempts', 'steps[0].retry.backoff',
       'steps[1].id', 'steps[1].params',
     ]))

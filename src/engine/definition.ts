@@ -52,6 +52,7 @@ export const workflowSchema: z.ZodType<WorkflowDefinition> = z.lazy(() =>
     input: z.record(z.string(), z.unknown()).optional(),
     timeoutMs: timeout.optional(),
     onFailure: z.enum(['fail', 'continue', 'rollback']).optional(),
+    failGraceMs: z.int().min(0).max(86_400_000).optional(),
     output: z.unknown().optional(),
     retry: retryPolicy.optional(),
     stepTimeoutMs: timeout.optional(),

@@ -87,6 +87,11 @@ export interface WorkflowDefinition {
   input?: Record<string, unknown>
   timeoutMs?: number
   onFailure?: 'fail' | 'continue' | 'rollback'
+  /**
+   * After a failure stops the run (`onFailure` fail or rollback), how long its running actions
+   * may take to finish before they are aborted and cancelled (default 60,000; 0 aborts at once).
+   */
+  failGraceMs?: number
   output?: unknown
   retry?: RetryPolicy
   stepTimeoutMs?: number

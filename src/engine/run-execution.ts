@@ -25,6 +25,8 @@ import { AttemptAbort, AttemptContext } from './attempt-context.ts'
 
 /** Items one forEach may fan out into. */
 export const MAX_FOR_EACH_ITEMS = 100_000
+/** `failGraceMs` when a workflow does not set it. */
+export const DEFAULT_FAIL_GRACE_MS = 60_000
 import { isWaitInstruction, readWaitRecord, waitRecord, type WaitSpec } from './wait.ts'
 import { markStepWaiting } from '../db/sql/markStepWaiting.ts'
 
@@ -103,6 +105,8 @@ export class RunExecution {
   private completed = 0
   private runPool: Pool
   private deadlineTimer: NodeJS.Timeout | undefined
+  /** Bounds how long running actions may go on after a failure stopped the run (`failGraceMs`). */
+  private graceTimer: NodeJS.Timeout | undefined
   private abandoned = false
 
   constructor(private readonly host: ExecutionHost, readonly spec: RunSpec, status: RunStatus) {
@@ -245,24 +249,30 @@ export class RunExecution {
     const error = reason ?? (status === 'TIMED_OUT' ? 'run timed out' : 'run cancelled')
     this.stopping = { status, error }
     for (const stepId of this.runningSubWorkflows()) this.host.cancelChildRun(this.id, stepId)
+    this.abortRunning(status === 'TIMED_OUT' ? new TimeoutError(error) : new CancelledError(error))
+    this.finalize(status, error)
+  }
+
+  /** Aborts every running action and records its attempt CANCELLED; `finalize` then settles the steps. */
+  private abortRunning(reason: Error): void {
     for (const state of this.states.values()) {
       if (state.status !== 'RUNNING' || state.node.kind !== 'action') continue
-      state.controller?.abort(status === 'TIMED_OUT' ? new TimeoutError(error) : new CancelledError(error))
+      state.controller?.abort(reason)
       const attempt = state.attempts
       this.endAttempt(state)
       this.host.journal.record(() =>
         finishStepAttempt(this.host.conn, {
-          runId: this.id, stepId: state.node.id, attempt, status: 'CANCELLED', error, at: Date.now(),
+          runId: this.id, stepId: state.node.id, attempt, status: 'CANCELLED', error: reason.message, at: Date.now(),
         }),
       )
     }
-    this.finalize(status, error)
   }
 
   /** Stops all activity without recording anything (shutdown): the next start resumes the run. */
   abandon(reason: Error): void {
     this.abandoned = true
     clearTimeout(this.deadlineTimer)
+    clearTimeout(this.graceTimer)
     for (const state of this.states.values()) {
       clearTimeout(state.timer)
       if (state.waiter) state.waiter.cancelled = true
@@ -911,6 +921,14 @@ export class RunExecution {
         this.settle(state, 'CANCELLED', { reason: error })
       }
     }
+    // Running actions may finish within the grace; one that hangs past it must not keep the run open.
+    const graceMs = this.spec.definition.failGraceMs ?? DEFAULT_FAIL_GRACE_MS
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = undefined
+      if (this.finalizing || this.abandoned || this.inFlight === 0) return
+      this.abortRunning(new CancelledError(`aborted: still running ${graceMs} ms after the run failed (failGraceMs)`))
+      this.finalize(status, error)
+    }, graceMs)
   }
 
   private checkDone(): void {
@@ -936,6 +954,7 @@ export class RunExecution {
     if (this.finalizing) return
     this.finalizing = true
     clearTimeout(this.deadlineTimer)
+    clearTimeout(this.graceTimer)
     for (const state of this.states.values()) {
       if (SETTLED_STEP_STATUSES.has(state.status)) continue
       state.preparing = false
