@@ -166,7 +166,7 @@ const anyDefinitionArb = fc.oneof(
 // ------------------------------------------------------------------------------ checks
 
 const TERMINAL_RUN = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'ROLLED_BACK'])
-const SETTLED_STEP = new Set(['SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED', 'COMPENSATED'])
+const SETTLED_STEP = new Set(['SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED', 'COMPENSATED', 'COMPENSATION_FAILED'])
 const SETTLE_EVENTS = new Set(['STEP_SUCCEEDED', 'STEP_FAILED', 'STEP_SKIPPED', 'STEP_CANCELLED'])
 
 function counts(): Record<string, number> {

@@ -40,6 +40,8 @@ function sagaFactory() {
   const calls: string[] = []
   /** Steps whose compensation never finishes (a process stopped mid-rollback). */
   const hang = new Set<string>()
+  /** While down, badRefund's compensation throws. */
+  const refund = { down: true }
   const note = (input: unknown, output: unknown, ctx: ActionContext) =>
     compensations.push({ stepId: ctx.stepId, input, output, key: ctx.idempotencyKey })
   const factory = defineFactory({
@@ -63,7 +65,7 @@ function sagaFactory() {
         run: (_, ctx) => (calls.push(ctx.stepId), { paid: true }),
         compensate: (input, output, ctx) => {
           note(input, output, ctx)
-          throw new Error('refund service down')
+          if (refund.down) throw new Error('refund service down')
         },
       },
       boom: {
@@ -80,7 +82,7 @@ function sagaFactory() {
     gates.set(name, l)
     return l
   }
-  return { factory, gate, compensations, calls, hang, order: () => compensations.map((c) => c.stepId) }
+  return { factory, gate, compensations, calls, hang, refund, order: () => compensations.map((c) => c.stepId) }
 }
 
 const book = (id: string, extra: Record<string, unknown> = {}) => ({ id, factory: 'saga', action: 'book', params: { name: id }, ...extra })
@@ -167,7 +169,7 @@ describe('onFailure: rollback', () => {
     expect(saga.order()).toEqual(['c', 'b', 'a'])
     expect(result.steps.a!.status).toBe('COMPENSATED')
     expect(result.steps.c!.status).toBe('COMPENSATED')
-    expect(result.steps.b).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/refund service down/) })
+    expect(result.steps.b).toMatchObject({ status: 'COMPENSATION_FAILED', error: expect.stringMatching(/refund service down/) })
 
     const history = await o.getHistory(runId(result))
     const compensationFailures = history.filter((e) => e.type === 'STEP_FAILED' && (e.payload as { compensation?: boolean }).compensation === true)
@@ -178,6 +180,41 @@ describe('onFailure: rollback', () => {
     expect(ofType(history, 'STEP_COMPENSATED')).toEqual(['c', 'a'])
     expect(history.at(-1)).toMatchObject({ type: 'RUN_FAILED', payload: { failed: ['b'], compensated: ['c', 'a'] } })
     expect(history.filter((e) => e.type === 'RUN_FAILED')).toHaveLength(1)
+  })
+
+  it('rolling back a run whose compensation failed tries that compensation again, and only that one', async () => {
+    const saga = sagaFactory()
+    const o = orchestrator()
+    o.registerFactory('saga', saga.factory)
+    const id = await o.createWorkflow('pay-again', {
+      onFailure: 'rollback',
+      steps: [book('a'), { id: 'b', factory: 'saga', action: 'badRefund', params: {} }, { id: 'f', factory: 'saga', action: 'boom', params: {} }],
+    })
+    const first = await o.executeWorkflow(id)
+    expect(first.status).toBe('FAILED')
+    expect(first.steps.b!.status).toBe('COMPENSATION_FAILED')
+    expect(saga.order()).toEqual(['b', 'a'])
+
+    // While the refund service is still down, a second rollback fails the same way.
+    const again = await o.rollbackRun(first.runId)
+    expect(again.status).toBe('FAILED')
+    expect(again.error).toMatch(/compensation failed for b\b/)
+    expect(saga.order()).toEqual(['b', 'a', 'b'])
+
+    saga.refund.down = false
+    const last = await o.rollbackRun(first.runId)
+    expect(last.status).toBe('ROLLED_BACK')
+    expect(saga.order()).toEqual(['b', 'a', 'b', 'b'])
+    expect(last.steps.b).toEqual({ status: 'COMPENSATED', output: { paid: true }, attempts: 1 })
+    expect(last.steps.a!.status).toBe('COMPENSATED')
+    expect(last.steps.f!.status).toBe('FAILED')
+    const history = await o.getHistory(first.runId)
+    expect(history.filter((e) => e.stepId === null).map((e) => e.type)).toEqual([
+      'RUN_CREATED', 'RUN_STARTED', 'RUN_ROLLING_BACK', 'RUN_FAILED', 'RUN_ROLLING_BACK', 'RUN_FAILED', 'RUN_ROLLING_BACK', 'RUN_ROLLED_BACK',
+    ])
+    expect(history.at(-1)).toMatchObject({ payload: { compensated: ['b'], skipped: [] } })
+    // Rolled back for good: nothing is left to compensate.
+    await expect(o.rollbackRun(first.runId)).rejects.toBeInstanceOf(ConflictError)
   })
 })
 

@@ -71,6 +71,8 @@ export class FactoryCoordinator implements ExecutionHost {
     this.unlistenBus = this.context.bus.listen((events) => {
       for (const e of events) {
         if (!TERMINAL_RUN_EVENTS.has(e.type)) continue
+        // A rollback is over once its end commits: a caller told so may roll the run back again at once.
+        this.rollbacks.delete(e.runId)
         // One read of the run row serves both its parent step and its waiters.
         const run = getRunResultRow(this.conn, e.runId)
         if (run) this.deliverToParent(e.runId, run)
@@ -438,13 +440,13 @@ export class FactoryCoordinator implements ExecutionHost {
       runId: run.id, workflowId: run.workflowId, graph: compiled.graph, input: run.input, status, reason,
     })
     this.rollbacks.set(run.id, rollback)
-    rollback.run(getRunSteps(this.conn, run.id)).then(
-      () => this.rollbacks.delete(run.id),
-      (error) => {
-        this.rollbacks.delete(run.id)
-        this.context.logger.error({ err: error, runId: run.id }, 'rollback stopped')
-      },
-    )
+    const forget = () => {
+      if (this.rollbacks.get(run.id) === rollback) this.rollbacks.delete(run.id)
+    }
+    rollback.run(getRunSteps(this.conn, run.id)).then(forget, (error) => {
+      forget()
+      this.context.logger.error({ err: error, runId: run.id }, 'rollback stopped')
+    })
   }
 
   /** Resolves when the run's terminal event commits. */

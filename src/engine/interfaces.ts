@@ -8,7 +8,7 @@ export type RunStatus = (typeof RUN_STATUSES)[number]
 
 export const STEP_STATUSES = [
   'PENDING', 'READY', 'RUNNING', 'WAITING', 'RETRY_SCHEDULED', 'SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED',
-  'COMPENSATING', 'COMPENSATED',
+  'COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED',
 ] as const
 export type StepStatus = (typeof STEP_STATUSES)[number]
 

@@ -1,6 +1,7 @@
 // The saga: compensate a run's succeeded steps in reverse completion order, each as its own events.
-// A failing compensation is recorded and the rollback goes on; the run ends ROLLED_BACK, or FAILED
-// with the reasons. Resumable: a restart picks up the steps not yet compensated.
+// A failing compensation is recorded (COMPENSATION_FAILED) and the rollback goes on; the run ends
+// ROLLED_BACK, or FAILED with the reasons. Resumable: a restart picks up the steps not yet
+// compensated, and a second rollback of the FAILED run tries the failed compensations again.
 import type { StepRow } from '../db/schema.ts'
 import { setStepStatus } from '../db/sql/setStepStatus.ts'
 import { setRunStatus } from '../db/sql/setRunStatus.ts'
@@ -9,7 +10,7 @@ import type { Journal } from './journal.ts'
 import type { Connection } from '../db/connection.ts'
 import type { FactoryRegistry } from './factory.ts'
 import type { Graph } from './graph.ts'
-import type { ActionContext, EventType, RunStatus } from './interfaces.ts'
+import type { ActionContext, EventType, RunStatus, StepStatus } from './interfaces.ts'
 import { assertRunTransition, assertStepTransition } from './states.ts'
 import { CancelledError, errorMessage, TimeoutError } from './errors.ts'
 
@@ -42,9 +43,9 @@ export class RunRollback {
       this.record(() => setRunStatus(this.host.conn, { runId, status: 'ROLLING_BACK', at: Date.now() }), 'RUN_ROLLING_BACK', null, 'ROLLING_BACK', { reason })
     }
     const outputs: Record<string, unknown> = {}
-    for (const row of rows) if (row.status === 'SUCCEEDED' || row.status === 'COMPENSATING') outputs[row.stepId] = row.output
+    for (const row of rows) if (row.status === 'SUCCEEDED' || row.status === 'COMPENSATING' || row.status === 'COMPENSATION_FAILED') outputs[row.stepId] = row.output
     const todo = rows
-      .filter((r) => r.kind === 'action' && (r.status === 'SUCCEEDED' || r.status === 'COMPENSATING'))
+      .filter((r) => r.kind === 'action' && (r.status === 'SUCCEEDED' || r.status === 'COMPENSATING' || r.status === 'COMPENSATION_FAILED'))
       .sort((a, b) => (b.completedOrder ?? 0) - (a.completedOrder ?? 0))
     const compensated: string[] = []
     const skipped: string[] = []
@@ -64,7 +65,7 @@ export class RunRollback {
         skipped.push(row.stepId)
         continue
       }
-      assertStepTransition(row.stepId, row.status as 'SUCCEEDED', 'COMPENSATING')
+      assertStepTransition(row.stepId, row.status as StepStatus, 'COMPENSATING')
       this.record(() => setStepStatus(this.host.conn, runId, row.stepId, 'COMPENSATING', null), 'STEP_COMPENSATING', row.stepId, 'COMPENSATING', {})
       try {
         await this.call(compensate.bind(action!.definition), row, outputs, action!.definition.timeoutMs)
@@ -73,7 +74,7 @@ export class RunRollback {
       } catch (error) {
         if (this.controller.signal.aborted) return
         const message = `compensation failed: ${errorMessage(error)}`
-        this.record(() => setStepStatus(this.host.conn, runId, row.stepId, 'FAILED', message), 'STEP_FAILED', row.stepId, 'FAILED', {
+        this.record(() => setStepStatus(this.host.conn, runId, row.stepId, 'COMPENSATION_FAILED', message), 'STEP_FAILED', row.stepId, 'COMPENSATION_FAILED', {
           error: message, compensation: true,
         })
         failed.push(row.stepId)

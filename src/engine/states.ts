@@ -28,8 +28,10 @@ const STEP: Record<StepStatus, readonly StepStatus[]> = {
   SKIPPED: [],
   CANCELLED: [],
   // A compensation interrupted by a restart is tried again (at-least-once).
-  COMPENSATING: ['COMPENSATING', 'COMPENSATED', 'FAILED'],
+  COMPENSATING: ['COMPENSATING', 'COMPENSATED', 'COMPENSATION_FAILED'],
   COMPENSATED: [],
+  // Its compensation threw: a later rollbackRun tries it again.
+  COMPENSATION_FAILED: ['COMPENSATING'],
 }
 
 export function canRunTransition(from: RunStatus, to: RunStatus): boolean {
@@ -49,5 +51,5 @@ export function assertStepTransition(stepId: string, from: StepStatus, to: StepS
 }
 
 export const SETTLED_STEP_STATUSES: ReadonlySet<StepStatus> = new Set([
-  'SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED', 'COMPENSATED',
+  'SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED', 'COMPENSATED', 'COMPENSATION_FAILED',
 ])

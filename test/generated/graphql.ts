@@ -43,6 +43,7 @@ export type StepStatus =
   | 'CANCELLED'
   | 'COMPENSATED'
   | 'COMPENSATING'
+  | 'COMPENSATION_FAILED'
   | 'FAILED'
   | 'PENDING'
   | 'READY'
