@@ -9,7 +9,7 @@
 // working afterwards. FUZZ_SEED=<n> reproduces a run (the seed is printed); FUZZ_RUNS sizes it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { orchestratorFromConfig, ValidationError, type ProjectOrchestrator } from '../src/index.ts'
+import { orchestratorFromConfig, ValidationError, type ProjectOrchestrator, type RunResult } from '../src/index.ts'
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300)
@@ -18,12 +18,17 @@ const VALIDATE_RUNS = RUNS * 10
 let o: ProjectOrchestrator
 const unhandled: unknown[] = []
 const onUnhandled = (reason: unknown) => unhandled.push(reason)
+const resultsAtEnd = new Map<string, RunResult>()
 const figures = { validated: 0, accepted: 0, rejected: 0, runs: 0, byStatus: {} as Record<string, number>, steps: 0 }
 
 beforeAll(() => {
   console.log(`fuzz seed: ${SEED} (FUZZ_SEED=${SEED} reproduces it; runs ${RUNS}, validate-only ${VALIDATE_RUNS})`)
   process.on('unhandledRejection', onUnhandled)
   o = orchestratorFromConfig({})
+  // Each run's result as its rows say when its terminal event commits (listening after the engine).
+  o.context.bus.listen((events) => {
+    for (const e of events) if (e.stepId === null && TERMINAL_RUN.has(e.type.slice(4))) resultsAtEnd.set(e.runId, o.coordinator.readResult(e.runId))
+  })
 })
 afterAll(async () => {
   process.off('unhandledRejection', onUnhandled)
@@ -214,6 +219,7 @@ async function checkDefinition(definition: unknown): Promise<void> {
   figures.accepted++
   expect(result.issues).toEqual([])
   const workflowId = await o.createWorkflow('fuzz', definition)
+  resultsAtEnd.clear()
   // A required input may be missing: that is a ValidationError too, and starts nothing.
   let runId: string
   try {
@@ -224,6 +230,9 @@ async function checkDefinition(definition: unknown): Promise<void> {
     return
   }
   const run = await withTimeout(o.waitForRun(runId), 15_000, `run ${runId} of ${JSON.stringify(definition)}`)
+  // The result handed to waiters (built as the run ends) is what its rows said then, field for field and in row order.
+  expect(resultsAtEnd.has(runId)).toBe(true)
+  expect(JSON.stringify(run)).toBe(JSON.stringify(resultsAtEnd.get(runId)))
   figures.runs++
   figures.byStatus[run.status] = (figures.byStatus[run.status] ?? 0) + 1
   // A rollback may still be going on after RUN_FAILED turned into ROLLING_BACK: wait for the end of it.

@@ -120,6 +120,8 @@ describe('retryRun (library)', () => {
     expect(second.steps.s2!.output).toEqual(first.steps.s2!.output)
     expect(second.steps.s3!.output).toEqual({ charged: 7 })
     expect(second.steps.s4!.output).toEqual({ total: 30, charged: 7 })
+    // The result, built as the run ended (reused steps included), is what its rows hold.
+    expect(JSON.stringify(second)).toBe(JSON.stringify(o.coordinator.readResult(runId)))
 
     const history = await o.getHistory(runId)
     expect(reused(history)).toEqual({ s1: first.runId, s2: first.runId })
@@ -167,6 +169,7 @@ describe('retryRun (library)', () => {
     expect(pay.calls.filter((c) => c.runId === second.runId).map((c) => c.stepId).sort()).toEqual(['grp.g1', 'grp.g2', 'z'])
     // The group's output still has the reused member's output.
     expect(second.steps.grp!.output).toEqual({ g1: { value: 20 }, g2: { value: 30 }, g3: { value: 40 } })
+    expect(JSON.stringify(second)).toBe(JSON.stringify(o.coordinator.readResult(second.runId)))
 
     // Naming the group reruns all of its members (and z), reusing only a.
     const third = await o.waitForRun((await o.retryRun(first.runId, { fromStep: 'grp' })).runId)

@@ -86,6 +86,7 @@ describe('sub-workflow steps', () => {
     expect(result.status).toBe('SUCCEEDED')
     expect(result.steps.sub).toMatchObject({ status: 'SUCCEEDED', output: { result: 12, label: 'from-parent' }, attempts: 1 })
     expect(result.steps.after!.output).toEqual({ got: 12 })
+    expect(JSON.stringify(result)).toBe(JSON.stringify(o.coordinator.readResult(result.runId)))
 
     // Exactly one child run, linked to the parent run and step, with the step's params as its input.
     const children = o.catalog.childRunsOf(result.runId)
@@ -93,6 +94,7 @@ describe('sub-workflow steps', () => {
     const child = children[0]!
     expect(child).toMatchObject({ parentRunId: result.runId, parentStepId: 'sub', status: 'SUCCEEDED', input: { n: 3, label: 'from-parent' } })
     const childResult = await o.getRun(child.id)
+    expect(JSON.stringify(childResult)).toBe(JSON.stringify(o.coordinator.readResult(child.id)))
     expect(childResult.output).toEqual({ result: 12, label: 'from-parent' })
     expect(childResult.steps.a!.output).toEqual({ n: 6 })
     expect(calc.calls.filter((c) => c.runId === child.id).map((c) => c.stepId)).toEqual(['a', 'b'])

@@ -80,7 +80,7 @@ export class FactoryCoordinator implements ExecutionHost {
         if (!waiting) continue
         this.waiters.delete(e.runId)
         if (!run) throw new NotFoundError(`run ${e.runId} not found`)
-        const result = this.resultOf(e.runId, run)
+        const result = this.resultOf(e.runId, run, true)
         for (const resolve of waiting) resolve(result)
       }
     })
@@ -155,12 +155,17 @@ export class FactoryCoordinator implements ExecutionHost {
     return this.resultOf(runId, run)
   }
 
-  private resultOf(runId: string, run: RunResultRow): RunResult {
-    const steps: Record<string, StepResult> = {}
-    for (const row of getStepResultRows(this.conn, runId)) {
-      steps[row.stepId] = row.error
-        ? { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts, error: row.error }
-        : { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts }
+  /** `justEnded`: called as the run's terminal event commits, so its steps may come from memory. */
+  private resultOf(runId: string, run: RunResultRow, justEnded = false): RunResult {
+    // A run that has just ended here: its steps are still in memory, the same as their rows.
+    let steps = justEnded ? this.active.get(runId)?.stepResults() : undefined
+    if (!steps) {
+      steps = {}
+      for (const row of getStepResultRows(this.conn, runId)) {
+        steps[row.stepId] = row.error
+          ? { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts, error: row.error }
+          : { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts }
+      }
     }
     return run.error
       ? { runId, workflowId: run.workflowId, status: run.status as RunStatus, output: run.output ?? null, error: run.error, steps }
@@ -426,7 +431,7 @@ export class FactoryCoordinator implements ExecutionHost {
   private deliverToParent(runId: string, run: RunResultRow): void {
     if (!run.parentRunId || !run.parentStepId || run.retryOf) return
     this.startedChildren.delete(`${run.parentRunId}\u0000${run.parentStepId}`)
-    this.active.get(run.parentRunId)?.childFinished(run.parentStepId, this.resultOf(runId, run))
+    this.active.get(run.parentRunId)?.childFinished(run.parentStepId, this.resultOf(runId, run, true))
   }
 
   startRollback(runId: string, reason: string): void {

@@ -10,7 +10,7 @@ import type { Entry } from './journal.ts'
 import { settleStep } from '../db/sql/settleStep.ts'
 import { scheduleStepRetry } from '../db/sql/scheduleStepRetry.ts'
 import type { NewEvent } from '../db/sql/insertEvent.ts'
-import type { ActionContext, EventType, RunResult, RunStatus, StepDefinition, StepStatus, WorkflowDefinition } from './interfaces.ts'
+import { TERMINAL_RUN_STATUSES, type ActionContext, type EventType, type RunResult, type RunStatus, type StepDefinition, type StepResult, type StepStatus, type WorkflowDefinition } from './interfaces.ts'
 import type { Graph, GraphNode } from './graph.ts'
 import type { RegisteredAction } from './factory.ts'
 import type { Pool, Waiter } from './pools.ts'
@@ -294,6 +294,22 @@ export class RunExecution {
 
   get activeActions(): number {
     return this.inFlight
+  }
+
+  /**
+   * Once this execution has ended the run: every step's result, as its row holds it (status,
+   * output, attempts, error), in row order. It spares reading back a row per step for the run's
+   * result. Undefined before, and when the run went on to a rollback.
+   */
+  stepResults(): Record<string, StepResult> | undefined {
+    if (!this.finalizing || !TERMINAL_RUN_STATUSES.has(this.status)) return undefined
+    const steps: Record<string, StepResult> = {}
+    for (const [id, s] of this.states) {
+      steps[id] = s.error
+        ? { status: s.status, output: s.output ?? null, attempts: s.attempts, error: s.error }
+        : { status: s.status, output: s.output ?? null, attempts: s.attempts }
+    }
+    return steps
   }
 
   // ---------------------------------------------------------------- activation
