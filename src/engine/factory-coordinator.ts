@@ -22,7 +22,7 @@ import { createRun } from '../db/sql/createRun.ts'
 import { getRun, findRunByIdempotencyKey } from '../db/sql/getRun.ts'
 import { getRunSteps } from '../db/sql/getRunSteps.ts'
 import { listUnfinishedRuns } from '../db/sql/listUnfinishedRuns.ts'
-import { getRunResultRow, getStepResultRows, type RunResultRow } from '../db/sql/getRunResult.ts'
+import { getRunLineage, getRunResultRow, getStepResultRows, type RunResultRow } from '../db/sql/getRunResult.ts'
 
 export interface CoordinatorConfig {
   /** Actions in flight at once across all runs. Default: unlimited. */
@@ -73,15 +73,7 @@ export class FactoryCoordinator implements ExecutionHost {
         if (!TERMINAL_RUN_EVENTS.has(e.type)) continue
         // A rollback is over once its end commits: a caller told so may roll the run back again at once.
         this.rollbacks.delete(e.runId)
-        // One read of the run row serves both its parent step and its waiters.
-        const run = getRunResultRow(this.conn, e.runId)
-        if (run) this.deliverToParent(e.runId, run)
-        const waiting = this.waiters.get(e.runId)
-        if (!waiting) continue
-        this.waiters.delete(e.runId)
-        if (!run) throw new NotFoundError(`run ${e.runId} not found`)
-        const result = this.resultOf(e.runId, run, true)
-        for (const resolve of waiting) resolve(result)
+        this.runEnded(e.runId)
       }
     })
     this.unlistenRegistry = this.context.registry.onRegister((factory) => {
@@ -155,17 +147,32 @@ export class FactoryCoordinator implements ExecutionHost {
     return this.resultOf(runId, run)
   }
 
-  /** `justEnded`: called as the run's terminal event commits, so its steps may come from memory. */
-  private resultOf(runId: string, run: RunResultRow, justEnded = false): RunResult {
-    // A run that has just ended here: its steps are still in memory, the same as their rows.
-    let steps = justEnded ? this.active.get(runId)?.stepResults() : undefined
-    if (!steps) {
-      steps = {}
-      for (const row of getStepResultRows(this.conn, runId)) {
-        steps[row.stepId] = row.error
-          ? { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts, error: row.error }
-          : { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts }
-      }
+  /** The run's terminal event has committed: its parent step and its waiters get its result. */
+  private runEnded(runId: string): void {
+    // A run that has just ended here has its result in memory, the same as its rows; only its
+    // lineage is read. Others (rolled back) are read back.
+    const execution = this.active.get(runId)
+    const ended = execution?.hasEnded ? execution : undefined
+    const run = ended ? getRunLineage(this.conn, runId) : getRunResultRow(this.conn, runId)
+    const waiting = this.waiters.get(runId)
+    this.waiters.delete(runId)
+    const toParent = run?.parentRunId && run.parentStepId && !run.retryOf ? run : undefined
+    if (!toParent && !waiting) return
+    if (!run) throw new NotFoundError(`run ${runId} not found`)
+    const result = ended ? ended.endedResult() : this.resultOf(runId, run as RunResultRow)
+    if (toParent) {
+      this.startedChildren.delete(`${toParent.parentRunId}\u0000${toParent.parentStepId}`)
+      this.active.get(toParent.parentRunId!)?.childFinished(toParent.parentStepId!, result)
+    }
+    for (const resolve of waiting ?? []) resolve(result)
+  }
+
+  private resultOf(runId: string, run: RunResultRow): RunResult {
+    const steps: Record<string, StepResult> = {}
+    for (const row of getStepResultRows(this.conn, runId)) {
+      steps[row.stepId] = row.error
+        ? { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts, error: row.error }
+        : { status: row.status as StepStatus, output: row.output ?? null, attempts: row.attempts }
     }
     return run.error
       ? { runId, workflowId: run.workflowId, status: run.status as RunStatus, output: run.output ?? null, error: run.error, steps }
@@ -425,13 +432,6 @@ export class FactoryCoordinator implements ExecutionHost {
         // Already finishing.
       }
     }
-  }
-
-  /** A child run finished: its parent step takes the result. */
-  private deliverToParent(runId: string, run: RunResultRow): void {
-    if (!run.parentRunId || !run.parentStepId || run.retryOf) return
-    this.startedChildren.delete(`${run.parentRunId}\u0000${run.parentStepId}`)
-    this.active.get(run.parentRunId)?.childFinished(run.parentStepId, this.resultOf(runId, run, true))
   }
 
   startRollback(runId: string, reason: string): void {

@@ -105,6 +105,8 @@ export class RunExecution {
   private completed = 0
   private runPool: Pool
   private deadlineTimer: NodeJS.Timeout | undefined
+  /** The run's output and error as its terminal change writes them (see `endedResult`). */
+  private ended: { output: unknown; error: string | null } | undefined
   /** Bounds how long running actions may go on after a failure stopped the run (`failGraceMs`). */
   private graceTimer: NodeJS.Timeout | undefined
   private abandoned = false
@@ -297,19 +299,26 @@ export class RunExecution {
   }
 
   /**
-   * Once this execution has ended the run: every step's result, as its row holds it (status,
-   * output, attempts, error), in row order. It spares reading back a row per step for the run's
-   * result. Undefined before, and when the run went on to a rollback.
+   * This execution has ended the run (not by going on to a rollback): the run's status, output and
+   * error and every step's status, output, attempts and error are in memory as their rows hold
+   * them, which spares reading them back (a row per step) for its result.
    */
-  stepResults(): Record<string, StepResult> | undefined {
-    if (!this.finalizing || !TERMINAL_RUN_STATUSES.has(this.status)) return undefined
+  get hasEnded(): boolean {
+    return this.finalizing && this.ended !== undefined && TERMINAL_RUN_STATUSES.has(this.status)
+  }
+
+  /** The run's result as its rows hold it once `hasEnded` (see there). */
+  endedResult(): RunResult {
+    if (!this.hasEnded) throw new Error(`run ${this.id} has not ended`)
     const steps: Record<string, StepResult> = {}
     for (const [id, s] of this.states) {
       steps[id] = s.error
         ? { status: s.status, output: s.output ?? null, attempts: s.attempts, error: s.error }
         : { status: s.status, output: s.output ?? null, attempts: s.attempts }
     }
-    return steps
+    const { output, error } = this.ended!
+    const { id: runId, spec: { workflowId } } = this
+    return error ? { runId, workflowId, status: this.status, output, error, steps } : { runId, workflowId, status: this.status, output, steps }
   }
 
   // ---------------------------------------------------------------- activation
@@ -1021,6 +1030,7 @@ export class RunExecution {
     if (this.abandoned) return
     assertRunTransition(this.id, this.status, status)
     this.status = status
+    if (change.finished) this.ended = { output: change.output ?? null, error: change.error ?? null }
     const at = Date.now()
     this.host.journal.record(
       writeRow ? () => setRunStatus(this.host.conn, { runId: this.id, status, at, ...change }) : undefined,

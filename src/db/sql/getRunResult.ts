@@ -1,13 +1,17 @@
 import type { Connection } from '../connection.ts'
 
-export interface RunResultRow {
+/** Whose child the run is, if anyone's: a retry's parent step does not wait for it. */
+export interface RunLineage {
+  parentRunId: string | null
+  parentStepId: string | null
+  retryOf: string | null
+}
+
+export interface RunResultRow extends RunLineage {
   workflowId: string
   status: string
   output: unknown
   error: string | null
-  parentRunId: string | null
-  parentStepId: string | null
-  retryOf: string | null
 }
 
 export interface StepResultRow {
@@ -32,6 +36,15 @@ export function getRunResultRow(conn: Connection, runId: string): RunResultRow |
     workflowId: r[0], status: r[1], output: r[2] === null ? null : JSON.parse(r[2]), error: r[3],
     parentRunId: r[4], parentStepId: r[5], retryOf: r[6],
   }
+}
+
+/** The run's lineage alone (for a run whose result is known already). */
+export function getRunLineage(conn: Connection, runId: string): RunLineage | undefined {
+  const r = conn
+    .statement('SELECT parent_run_id, parent_step_id, retry_of FROM runs WHERE id = ?')
+    .raw(true)
+    .get(runId) as [string | null, string | null, string | null] | undefined
+  return r && { parentRunId: r[0], parentStepId: r[1], retryOf: r[2] }
 }
 
 /** The run's steps (id, status, output, attempts, error) in the order they were created. */
