@@ -18,6 +18,10 @@ export function metricsText(orchestrator: ProjectOrchestrator, server: { wsClien
   gauge('conveyor_commits_total', 'Group commits since start.', [[{}, orchestrator.context.journal.commits]])
   gauge('conveyor_commit_failures_total', 'Commits the database refused (disk full, read-only, busy, I/O), retries included.', [[{}, orchestrator.context.journal.failures]])
   gauge('conveyor_journal_pending', 'State changes waiting to be committed.', [[{}, orchestrator.context.journal.pending]])
+  const checkpoints = orchestrator.context.conn.checkpointer?.stats
+  gauge('conveyor_wal_checkpoint_passes_total', 'WAL checkpoint passes on the background thread (0 while commits still checkpoint).', [[{}, checkpoints?.passes ?? 0]])
+  gauge('conveyor_wal_checkpoint_errors_total', 'Background WAL checkpoint passes that failed.', [[{}, checkpoints?.errors ?? 0]])
+  gauge('conveyor_wal_frames', 'Pages in the WAL at the last background checkpoint pass.', [[{}, checkpoints?.frames ?? 0]])
   const memory = process.memoryUsage()
   gauge('conveyor_process_resident_bytes', 'Resident set size of the server process.', [[{}, memory.rss]])
   gauge('conveyor_process_heap_used_bytes', 'V8 heap in use.', [[{}, memory.heapUsed]])

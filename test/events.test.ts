@@ -1,32 +1,22 @@
 // The event log: committed before anyone is told, batched into shared commits, and streamed to
 // listeners in seq order without gaps or duplicates, however slow the listener.
-import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { ProjectOrchestrator, defineFactory, type RunEvent } from '../src/index.ts'
+import { defineFactory, type ProjectOrchestrator, type RunEvent } from '../src/index.ts'
+import { openedPerTest } from './support/opened.ts'
 
 const noop = defineFactory({ name: 'control', actions: { noop: { run: async (input: unknown) => input } } })
-const open: ProjectOrchestrator[] = []
-const dirs: string[] = []
-
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const opened = openedPerTest()
 
 function orchestrator(database?: string): ProjectOrchestrator {
-  const o = new ProjectOrchestrator({ database })
+  const o = opened.orchestrator({ database })
   o.registerFactory('control', noop)
-  open.push(o)
   return o
 }
 
 function fileDb(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'conveyor-events-'))
-  dirs.push(dir)
-  return join(dir, 'c.db')
+  return join(opened.tempDir('conveyor-events-'), 'c.db')
 }
 
 const parallel = (n: number) => ({

@@ -2,28 +2,19 @@
 // would have (Journal.supersede): a step that becomes READY, starts and succeeds in one commit
 // updates its row once and inserts its attempt finished. The events are always all written, and
 // the rows end exactly as if every write had been made.
-import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
-import { ProjectOrchestrator, defineFactory } from '../src/index.ts'
+import { defineFactory, type ProjectOrchestrator } from '../src/index.ts'
 import { Connection } from '../src/db/connection.ts'
 import { Journal } from '../src/engine/journal.ts'
 import { settleStep } from '../src/db/sql/settleStep.ts'
 import type { RunEvent } from '../src/engine/interfaces.ts'
+import { openedPerTest } from './support/opened.ts'
 
-const open: ProjectOrchestrator[] = []
-const dirs: string[] = []
-
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close()
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const opened = openedPerTest()
 
 function orchestrator(): ProjectOrchestrator {
-  const dir = mkdtempSync(join(tmpdir(), 'conveyor-rows-'))
-  dirs.push(dir)
-  const o = new ProjectOrchestrator({ database: join(dir, 'c.db') })
+  const o = opened.orchestrator({ database: join(opened.tempDir('conveyor-rows-'), 'c.db') })
   o.registerFactory(
     'work',
     defineFactory({
@@ -41,7 +32,6 @@ function orchestrator(): ProjectOrchestrator {
       },
     }),
   )
-  open.push(o)
   return o
 }
 

@@ -3,10 +3,11 @@
 import Database from 'better-sqlite3'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as schema from './schema.ts'
+import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.ts'
 
 export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle')
 
@@ -16,7 +17,16 @@ export interface ConnectionOptions {
   /** Milliseconds a writer waits on a locked database before SQLITE_BUSY. */
   busyTimeoutMs?: number
   readonly?: boolean
+  /**
+   * Checkpoint the WAL on a worker thread once the WAL file has reached `afterWalBytes` (default
+   * 2 MiB; `false`: never, SQLite checkpoints inside commits). A database written to little never
+   * starts the thread.
+   */
+  backgroundCheckpoints?: false | (WalCheckpointerOptions & { afterWalBytes?: number; checkEveryMs?: number })
 }
+
+/** When a WAL that was reused finds itself larger than this, it is truncated to it. */
+const WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 export class Connection {
   readonly sqlite: Database.Database
@@ -25,6 +35,13 @@ export class Connection {
   private readonly statements = new Map<string, Database.Statement>()
   /** Counts every statement run through `db` or `statement()`; tests use it to prove the absence of N+1. */
   statementCount = 0
+  /** WAL file size that starts background checkpoints (Infinity: never), looked at every `walCheckMs`. */
+  private readonly checkpointAfter: number
+  private readonly walCheckMs: number
+  private walCheckedAt = 0
+  private readonly checkpointOptions: WalCheckpointerOptions | undefined
+  /** Set once WAL checkpoints run on a worker thread. */
+  checkpointer: WalCheckpointer | undefined
 
   constructor(path = ':memory:', options: ConnectionOptions = {}) {
     this.path = path
@@ -33,7 +50,10 @@ export class Connection {
       if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(resolve(path)), { recursive: true })
       sqlite = new Database(path, { readonly: options.readonly ?? false })
       sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`)
-      if (path !== ':memory:') sqlite.pragma('journal_mode = WAL')
+      if (path !== ':memory:') {
+        sqlite.pragma('journal_mode = WAL')
+        sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`)
+      }
       sqlite.pragma('synchronous = NORMAL')
       sqlite.pragma('foreign_keys = ON')
       // SQLite opens a file it may not write read-only without a word, and every later change would
@@ -44,6 +64,11 @@ export class Connection {
       throw openError(path, error)
     }
     this.sqlite = sqlite
+    const background = options.backgroundCheckpoints
+    const onDisk = path !== ':memory:' && !path.startsWith('file:') && !options.readonly
+    this.checkpointAfter = background === false || !onDisk ? Number.POSITIVE_INFINITY : background?.afterWalBytes ?? 2 * 1024 * 1024
+    this.walCheckMs = (background === false ? undefined : background?.checkEveryMs) ?? 100
+    this.checkpointOptions = background === false ? undefined : { busyTimeoutMs: options.busyTimeoutMs, ...background }
     this.db = drizzle(this.sqlite, {
       schema,
       logger: { logQuery: () => void this.statementCount++ },
@@ -71,10 +96,27 @@ export class Connection {
 
   /** Runs `fn` in one transaction (BEGIN IMMEDIATE so writers never deadlock on upgrade). */
   transaction<T>(fn: () => T): T {
-    return this.sqlite.transaction(fn).immediate()
+    const result = this.sqlite.transaction(fn).immediate()
+    // Now and then a look at the WAL's size (one stat): a busy database moves its checkpoints off this thread.
+    if (this.checkpointAfter !== Number.POSITIVE_INFINITY && !this.checkpointer) {
+      const now = Date.now()
+      if (now - this.walCheckedAt >= this.walCheckMs) {
+        this.walCheckedAt = now
+        if ((statSync(`${this.path}-wal`, { throwIfNoEntry: false })?.size ?? 0) >= this.checkpointAfter) this.startBackgroundCheckpoints()
+      }
+    }
+    return result
+  }
+
+  /** From now on the WAL is checkpointed on a worker thread, not inside commits (see WalCheckpointer). */
+  startBackgroundCheckpoints(): void {
+    if (this.checkpointer || !this.sqlite.open || this.path === ':memory:') return
+    this.checkpointer = new WalCheckpointer(this.sqlite, this.path, this.checkpointOptions)
   }
 
   close(): void {
+    // The worker's connection closes first: the main one, last, makes the final checkpoint.
+    this.checkpointer?.stop()
     if (this.sqlite.open) this.sqlite.close()
   }
 }

@@ -1,0 +1,36 @@
+// The thread of `WalCheckpointer` (wal-checkpointer.ts): checkpoints the database's WAL on a
+// connection of its own, so that copying pages back and syncing the file never hold up the commits
+// of the main thread. Plain CommonJS: a worker thread gets no TypeScript loader.
+'use strict'
+const { parentPort, workerData } = require('node:worker_threads')
+const Database = require(workerData.driver)
+
+const { path, intervalMs, restartFrames, busyTimeoutMs, closed } = workerData
+const db = new Database(path, { fileMustExist: true })
+db.pragma(`busy_timeout = ${busyTimeoutMs}`)
+
+function pass() {
+  try {
+    // PASSIVE copies what it can without waiting for the writer or readers.
+    let [r] = db.pragma('wal_checkpoint(PASSIVE)')
+    // A writer that never pauses can keep the WAL from being reused: past the bound, one RESTART
+    // (it waits for the writer between two commits) lets the next commit write from its start.
+    if (r.log > restartFrames) [r] = db.pragma('wal_checkpoint(RESTART)')
+    parentPort.postMessage({ type: 'pass', frames: r.log, copied: r.checkpointed, busy: r.busy === 1 })
+  } catch (error) {
+    parentPort.postMessage({ type: 'error', message: String(error && error.message), code: error && error.code })
+  }
+}
+
+const timer = setInterval(pass, intervalMs)
+parentPort.on('message', (m) => {
+  if (m === 'pass') pass()
+  else if (m === 'close') {
+    clearInterval(timer)
+    db.close()
+    parentPort.close()
+    // The main thread waits on this (Atomics.wait) before it closes its own connection.
+    Atomics.store(closed, 0, 1)
+    Atomics.notify(closed, 0)
+  }
+})
