@@ -1,5 +1,6 @@
 import type { Connection } from '../connection.ts'
-import type { EventRow } from '../schema.ts'
+import { events, type EventRow } from '../schema.ts'
+import { rowReader } from '../rows.ts'
 
 export interface EventQuery {
   afterSeq: number
@@ -9,34 +10,27 @@ export interface EventQuery {
   types?: readonly string[]
 }
 
-interface RawEvent extends Omit<EventRow, 'payload'> {
-  payload: string | null
-}
+// Positional rows mapped by one literal per row (no ORM mapping, no spread per row).
+const eventRows = rowReader(events)
 
 /** One page of the log after a cursor, oldest first; served by events_run_seq / events_workflow_seq. */
 export function listEvents(conn: Connection, q: EventQuery): EventRow[] {
-  const where = ['seq > ?']
+  let where = 'seq > ?'
   const args: unknown[] = [q.afterSeq]
   if (q.runId !== undefined) {
-    where.push('run_id = ?')
+    where += ' AND run_id = ?'
     args.push(q.runId)
   }
   if (q.workflowId !== undefined) {
-    where.push('workflow_id = ?')
+    where += ' AND workflow_id = ?'
     args.push(q.workflowId)
   }
   if (q.types && q.types.length > 0) {
-    where.push(`type IN (${q.types.map(() => '?').join(', ')})`)
+    where += ` AND type IN (${q.types.map(() => '?').join(', ')})`
     args.push(...q.types)
   }
   args.push(q.limit)
-  const rows = conn
-    .statement(
-      `SELECT seq, run_id AS runId, workflow_id AS workflowId, step_id AS stepId, attempt, type, status, at, payload
-       FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
-    )
-    .all(...args) as RawEvent[]
-  return rows.map((r) => ({ ...r, payload: r.payload === null ? null : JSON.parse(r.payload) }))
+  return eventRows.all(conn, `WHERE ${where} ORDER BY seq LIMIT ?`, ...args)
 }
 
 export function lastEventSeq(conn: Connection): number {
