@@ -36,7 +36,7 @@ export class Connection {
   /** Counts every statement run through `db` or `statement()`; tests use it to prove the absence of N+1. */
   statementCount = 0
   /** WAL file size that starts background checkpoints (Infinity: never), looked at every `walCheckMs`. */
-  private readonly checkpointAfter: number
+  private checkpointAfter: number
   private readonly walCheckMs: number
   private walCheckedAt = 0
   private readonly checkpointOptions: WalCheckpointerOptions | undefined
@@ -102,7 +102,12 @@ export class Connection {
       const now = Date.now()
       if (now - this.walCheckedAt >= this.walCheckMs) {
         this.walCheckedAt = now
-        if ((statSync(`${this.path}-wal`, { throwIfNoEntry: false })?.size ?? 0) >= this.checkpointAfter) this.startBackgroundCheckpoints()
+        try {
+          if ((statSync(`${this.path}-wal`, { throwIfNoEntry: false })?.size ?? 0) >= this.checkpointAfter) this.startBackgroundCheckpoints()
+        } catch {
+          // The commit has happened: it must not look failed. Checkpoints stay inside commits.
+          this.checkpointAfter = Number.POSITIVE_INFINITY
+        }
       }
     }
     return result
