@@ -113,6 +113,35 @@ describe('sub-workflow steps', () => {
     expect(childEvents[0]).toMatchObject({ type: 'RUN_CREATED', payload: { parent: { runId: result.runId, stepId: 'sub' } } })
   })
 
+  it("a caller waiting on the child run cannot change the output its parent step took", async () => {
+    const { o } = orchestrator()
+    o.workflows.registerTemplate('gated', {
+      steps: [{ id: 'gate', factory: 'control', action: 'approval', params: {} }],
+      output: "{{ { 'label': 'from-child' } }}",
+    })
+    const wf = await o.createWorkflow('gated-parent', {
+      parallel: true,
+      steps: [
+        { id: 'sub', template: 'gated', params: {} },
+        { id: 'hold', factory: 'control', action: 'approval', params: {} },
+        { id: 'after', factory: 'control', action: 'noop', params: { got: '{{ steps.sub.output.label }}' }, dependsOn: ['sub', 'hold'] },
+      ],
+    })
+    const { runId } = await o.startWorkflow(wf)
+    await until(() => o.catalog.childRunsOf(runId).length === 1 && o.coordinator.readResult(o.catalog.childRunsOf(runId)[0]!.id).steps.gate?.status === 'WAITING')
+    const childId = o.catalog.childRunsOf(runId)[0]!.id
+    const child = o.waitForRun(childId)
+    await o.signalRun(childId, 'gate', {})
+    const childResult = await child
+    expect(childResult.output).toEqual({ label: 'from-child' })
+    ;(childResult.output as { label: string }).label = 'changed by a waiter'
+    await until(() => o.coordinator.readResult(runId).steps.sub?.status === 'SUCCEEDED')
+    await o.signalRun(runId, 'hold', {})
+    const parent = await o.waitForRun(runId)
+    expect(parent.status).toBe('SUCCEEDED')
+    expect(parent.steps.after!.output).toEqual({ got: 'from-child' })
+  })
+
   it('an inline workflow step runs its definition as a child run whose input is the step\'s params', async () => {
     const { o } = orchestrator()
     const wf = await o.createWorkflow('inline_parent', {

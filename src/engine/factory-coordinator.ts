@@ -162,7 +162,9 @@ export class FactoryCoordinator implements ExecutionHost {
     const result = ended ? ended.endedResult() : this.resultOf(runId, run as RunResultRow)
     if (toParent) {
       this.startedChildren.delete(`${toParent.parentRunId}\u0000${toParent.parentStepId}`)
-      this.active.get(toParent.parentRunId!)?.childFinished(toParent.parentStepId!, result)
+      // Waiters get the result too: the parent step's output must not be an object they can change.
+      const forParent = waiting ? { ...result, output: structuredClone(result.output) } : result
+      this.active.get(toParent.parentRunId!)?.childFinished(toParent.parentStepId!, forParent)
     }
     for (const resolve of waiting ?? []) resolve(result)
   }
