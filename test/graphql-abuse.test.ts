@@ -8,7 +8,7 @@ import { request as httpRequest } from 'node:http'
 import { createClient, type Client } from 'graphql-ws'
 import WebSocket from 'ws'
 import { startTestServer, type TestServer } from './helpers/server.ts'
-import { LIMITS } from '../src/schema/builder.ts'
+import { LIMITS, MAX_JSON_DEPTH } from '../src/schema/builder.ts'
 import { DOCUMENT_LIMITS } from '../src/graphql-limits.ts'
 
 let t: TestServer
@@ -83,6 +83,21 @@ describe('GraphQL over HTTP: limits on hostile documents', () => {
     await refused(query(`{ __typename ${'@include(if: true) '.repeat(20_000)} }`), tooMany, 400)
     // A fragment that spreads itself.
     await refused(query('query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }'), /Cannot spread fragment "A" within itself/, 400)
+  })
+
+  it('JSON variables nested thousands of levels deep: a clear error, not a stack overflow', async () => {
+    // 1,500 levels: the JSON scalar's copy used to overflow the stack ("Unexpected error.").
+    let definition: unknown = { factory: 'control', action: 'noop' }
+    for (let i = 0; i < 1500; i++) definition = { steps: [definition] }
+    const create = 'mutation($d: JSON!) { createWorkflow(input: { name: "deep", definition: $d }) { __typename } }'
+    await refused(query(create, { d: { steps: [definition] } }), new RegExp(`JSON nested more than ${MAX_JSON_DEPTH} levels deep \\(at steps\\[0\\]\\.steps\\[0\\]`), 400)
+    // 40 groups (80 levels of objects and arrays) pass the scalar and meet the definition's own limit: a ValidationError with its path.
+    let shallower: unknown = { factory: 'control', action: 'noop' }
+    for (let i = 0; i < 40; i++) shallower = { steps: [shallower] }
+    const typed = await query('mutation($d: JSON!) { createWorkflow(input: { name: "deep", definition: $d }) { __typename ... on ValidationError { issues { path message } } } }', { d: { steps: [shallower] } })
+    expect(typed.body.data?.createWorkflow.__typename).toBe('ValidationError')
+    expect(typed.body.data?.createWorkflow.issues).toEqual([{ path: expect.stringMatching(/^steps\[0\](\.steps\[0\])+$/), message: 'nested more than 64 levels deep' }])
+    await healthy()
   })
 
   it('body size (declared and chunked), batches and malformed bodies', async () => {

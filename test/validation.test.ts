@@ -269,6 +269,47 @@ describe('each kind of problem', () => {
     ]))
   })
 
+  it('a malformed shape still reports unknown factories and actions (with a suggestion), nested steps too', async () => {
+    const result = o.workflows.validate({
+      parallel: 'yes',
+      steps: [
+        { factory: 'reserch', action: 'analyze_market', params: { symbol: 'X' } },
+        { id: 'grp', steps: [{ factory: 'research', action: 'analyse_market', params: {} }, { factory: 'media', action: 'create_media', timeoutMs: -1 }] },
+      ],
+    })
+    expect(result.valid).toBe(false)
+    const messages = byPath(result.issues)
+    expect(messages.get('parallel')).toBeDefined()
+    expect(messages.get('steps[1].steps[1].timeoutMs')).toBeDefined()
+    expect(messages.get('steps[0].factory')).toEqual(['unknown factory "reserch" (did you mean "research"?)'])
+    expect(messages.get('steps[1].steps[0].action')).toEqual(['factory "research" has no action "analyse_market" (did you mean "analyze_market"?)'])
+    // Known names are not reported.
+    expect(messages.has('steps[1].steps[1].factory')).toBe(false)
+  })
+
+  it('a definition nested deeper than 64 levels is refused with the path where it goes too deep, and stores nothing', async () => {
+    let group: Record<string, unknown> = { factory: 'research', action: 'initiate_research' }
+    for (let i = 0; i < 5000; i++) group = { steps: [group] }
+    let params: unknown = 1
+    for (let i = 0; i < 5000; i++) params = { p: params }
+    const before = counts()
+    for (const definition of [{ steps: [group] }, { steps: [{ factory: 'research', action: 'initiate_research', params }] }]) {
+      const result = o.workflows.validate(definition)
+      expect(result.valid).toBe(false)
+      expect(result.issues).toHaveLength(1)
+      expect(result.issues[0]!.message).toBe('nested more than 64 levels deep')
+      const error = await rejection(o.createWorkflow('deep', definition))
+      expect(error.issues).toEqual(result.issues)
+    }
+    const [groups, deepParams] = [
+      o.workflows.validate({ steps: [group] }).issues[0]!.path,
+      o.workflows.validate({ steps: [{ factory: 'research', action: 'initiate_research', params }] }).issues[0]!.path,
+    ]
+    expect(groups).toMatch(/^steps\[0\](\.steps\[0\])+$/)
+    expect(deepParams).toMatch(/^steps\[0\]\.params(\.p)+$/)
+    expect(counts()).toEqual(before)
+  })
+
   it('a malformed shape reports missing, wrongly typed and unknown fields together', async () => {
     const malformed = {
       parallel: 'yes',

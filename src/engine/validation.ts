@@ -8,6 +8,7 @@ import { compileGraph, type Graph } from './graph.ts'
 import { bareExpressionIssue, expressionIssues, hasExpression } from './expressions.ts'
 import { didYouMean, type FactoryRegistry } from './factory.ts'
 import { inputIssues } from './run-input.ts'
+import { pathDeeperThan } from './depth.ts'
 
 export interface ValidateOptions {
   /** Without a registry, factory and action names are not checked (a stand-alone WorkflowManager). */
@@ -28,10 +29,17 @@ export interface Validated {
   graph?: Graph
 }
 
+/** Objects and arrays within each other, at most: the checks below recurse, and no real definition comes near it. */
+export const MAX_DEFINITION_DEPTH = 64
+
 export function validateDefinition(input: unknown, options: ValidateOptions = {}): Validated {
+  const deep = pathDeeperThan(input, MAX_DEFINITION_DEPTH)
+  if (deep) return { result: { valid: false, issues: [{ path: formatPath(deep), message: `nested more than ${MAX_DEFINITION_DEPTH} levels deep` }] } }
   const parsed = workflowSchema.safeParse(input)
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }))
+    // The names are checked too, so that a typo is not reported only after the shape is fixed.
+    if (options.registry) issues.push(...unknownNameIssues(input, options.registry))
     return { result: { valid: false, issues } }
   }
   const definition = parsed.data
@@ -106,6 +114,28 @@ export function validateDefinition(input: unknown, options: ValidateOptions = {}
   }
   const result = { valid: issues.length === 0, issues }
   return result.valid ? { result, definition, graph } : { result }
+}
+
+/** Unknown factories and actions of a definition whose shape is wrong: every step (nested too) that names them as strings. */
+function unknownNameIssues(input: unknown, registry: FactoryRegistry): ValidationIssue[] {
+  const issues: ValidationIssue[] = []
+  const walk = (steps: unknown, at: string): void => {
+    if (!Array.isArray(steps)) return
+    steps.forEach((step: unknown, i) => {
+      if (!step || typeof step !== 'object') return
+      const { factory, action, steps: nested } = step as { factory?: unknown; action?: unknown; steps?: unknown }
+      const path = `${at}[${i}]`
+      walk(nested, `${path}.steps`)
+      if (typeof factory !== 'string' || factory === '') return
+      const known = registry.get(factory)
+      if (!known) issues.push({ path: `${path}.factory`, message: `unknown factory "${factory}"${didYouMean(factory, registry.names())}` })
+      else if (typeof action === 'string' && action !== '' && !known.actions.has(action)) {
+        issues.push({ path: `${path}.action`, message: `factory "${factory}" has no action "${action}"${didYouMean(action, known.actions.keys())}` })
+      }
+    })
+  }
+  if (input && typeof input === 'object') walk((input as { steps?: unknown }).steps, 'steps')
+  return issues
 }
 
 /** Params that hold no expression are checked whole; otherwise each literal top-level field alone. */

@@ -7,6 +7,8 @@ import ComplexityPlugin from '@pothos/plugin-complexity'
 import { GraphQLError, Kind, type ValueNode } from 'graphql'
 import type { GraphQLContext } from './context.ts'
 import { decodeId, encodeId } from './ids.ts'
+import { pathDeeperThan } from '../engine/depth.ts'
+import { formatPath } from '../engine/definition.ts'
 
 export const LIMITS = { depth: 12, breadth: 300, complexity: 20_000 }
 
@@ -55,10 +57,17 @@ builder.mutationType({})
 builder.subscriptionType({})
 
 /** Any JSON value. Objects come back as plain objects (the database layer rejects null prototypes). */
+/** JSON values (variables) nested deeper than this are refused: copying them would overflow the stack. */
+export const MAX_JSON_DEPTH = 128
+
 builder.scalarType('JSON', {
-  description: 'Any JSON value.',
+  description: `Any JSON value, nested at most ${MAX_JSON_DEPTH} levels deep.`,
   serialize: (value) => value,
-  parseValue: (value) => structuredClone(value),
+  parseValue: (value) => {
+    const deep = pathDeeperThan(value, MAX_JSON_DEPTH)
+    if (deep) throw new GraphQLError(`JSON nested more than ${MAX_JSON_DEPTH} levels deep (at ${formatPath(deep)})`)
+    return structuredClone(value)
+  },
   parseLiteral: (ast, variables) => literal(ast, variables ?? undefined),
 })
 
