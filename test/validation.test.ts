@@ -3,8 +3,9 @@
 // input rejected before a run exists.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { until } from './support/barrier.ts'
 import {
-  ProjectOrchestrator, ValidationError, defineFactory, type ActionContext, type ValidationIssue,
+  ProjectOrchestrator, ValidationError, controlFactory, defineFactory, type ActionContext, type ValidationIssue,
 } from '../src/index.ts'
 
 let o: ProjectOrchestrator
@@ -308,6 +309,29 @@ describe('each kind of problem', () => {
     expect(groups).toMatch(/^steps\[0\](\.steps\[0\])+$/)
     expect(deepParams).toMatch(/^steps\[0\]\.params(\.p)+$/)
     expect(counts()).toEqual(before)
+  })
+
+  it('a run input, signal payload or retry params nested thousands of levels deep is a ValidationError, and changes nothing', async () => {
+    o.registerFactory('control', controlFactory)
+    let deep: unknown = 1
+    for (let i = 0; i < 5000; i++) deep = { p: deep }
+    const id = await o.createWorkflow('gate', { steps: [{ id: 'gate', factory: 'control', action: 'approval', params: {} }] })
+    const before = counts()
+    const input = await rejection(o.executeWorkflow(id, deep))
+    expect(input.issues).toEqual([{ path: expect.stringMatching(/^input(\.p)+$/), message: 'nested more than 128 levels deep' }])
+    expect(counts()).toEqual(before)
+
+    const { runId } = await o.startWorkflow(id)
+    await until(() => o.coordinator.readResult(runId).steps.gate!.status === 'WAITING')
+    const payload = await rejection(o.signalRun(runId, 'gate', deep))
+    expect(payload.issues[0]!.path).toMatch(/^payload(\.p)+$/)
+    expect(o.coordinator.readResult(runId).steps.gate!.status).toBe('WAITING')
+    // The run is unharmed: a shallow payload still goes through.
+    await o.signalRun(runId, 'gate', { ok: true })
+    const done = await o.waitForRun(runId)
+    expect(done.steps.gate!.output).toEqual({ ok: true })
+    const params = await rejection(o.retryRun(runId, { fromStep: 'gate', params: { x: deep } as Record<string, unknown> }))
+    expect(params.issues[0]!.path).toMatch(/^params\.x(\.p)+$/)
   })
 
   it('a malformed shape reports missing, wrongly typed and unknown fields together', async () => {

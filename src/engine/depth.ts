@@ -1,6 +1,11 @@
 // How deep JSON-like input nests, found without recursion: checks, clones and serialisers that
 // recurse overflow the stack on input nested a few thousand levels deep, so such input is refused
 // before any of them runs.
+import { ValidationError } from './errors.ts'
+import { formatPath } from './definition.ts'
+
+/** JSON values given to the engine or the API (inputs, params, payloads) nest at most this deep. */
+export const MAX_JSON_DEPTH = 128
 
 /** The path (keys and indexes) of the first value nested deeper than `limit` levels, or undefined. */
 export function pathDeeperThan(input: unknown, limit: number): (string | number)[] | undefined {
@@ -27,4 +32,13 @@ export function pathDeeperThan(input: unknown, limit: number): (string | number)
     }
   }
   return undefined
+}
+
+/** Throws a ValidationError naming `what` and the path when `value` nests deeper than MAX_JSON_DEPTH. */
+export function assertShallowJson(value: unknown, what: string): void {
+  const deep = pathDeeperThan(value, MAX_JSON_DEPTH)
+  if (deep) {
+    const message = `nested more than ${MAX_JSON_DEPTH} levels deep`
+    throw new ValidationError(`${what} is ${message}`, [{ path: formatPath(deep, what), message }])
+  }
 }

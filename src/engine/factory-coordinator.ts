@@ -22,6 +22,7 @@ import { createRun } from '../db/sql/createRun.ts'
 import { getRun, findRunByIdempotencyKey } from '../db/sql/getRun.ts'
 import { getRunSteps } from '../db/sql/getRunSteps.ts'
 import { listUnfinishedRuns } from '../db/sql/listUnfinishedRuns.ts'
+import { assertShallowJson } from './depth.ts'
 import { getRunLineage, getRunResultRow, getStepResultRows, type RunResultRow } from '../db/sql/getRunResult.ts'
 
 export interface CoordinatorConfig {
@@ -209,6 +210,8 @@ export class FactoryCoordinator implements ExecutionHost {
       }
     }
     const compiled = this.manager.load(workflowId)
+    assertShallowJson(input, 'input')
+    if (options.params !== undefined) assertShallowJson(options.params, 'params')
     const checked = checkRunInput(compiled.definition.input, input)
     if (checked.issues.length > 0) throw new ValidationError('run input is invalid', checked.issues)
     // A retried request gets the run its key started, if it asks for the same thing; the same key
@@ -293,6 +296,7 @@ export class FactoryCoordinator implements ExecutionHost {
 
   /** Delivers a payload to a step waiting for a signal (an approval, a callback). */
   signal(runId: string, stepId: string, payload: unknown): void {
+    assertShallowJson(payload, 'payload')
     this.inFlight(runId, 'signalled').signal(stepId, payload)
   }
 
@@ -321,6 +325,7 @@ export class FactoryCoordinator implements ExecutionHost {
     }
     const compiled = this.manager.load(old.workflowId, old.workflowVersion)
     const plan = planRetry(compiled.graph, getRunSteps(this.conn, runId), options.fromStep)
+    if (options.params !== undefined) assertShallowJson(options.params, 'params')
     if (options.params !== undefined && (typeof options.params !== 'object' || options.params === null || Array.isArray(options.params))) {
       throw new ValidationError('params must be an object', [{ path: 'params', message: 'must be an object' }])
     }

@@ -7,7 +7,10 @@ import ComplexityPlugin from '@pothos/plugin-complexity'
 import { GraphQLError, Kind, type ValueNode } from 'graphql'
 import type { GraphQLContext } from './context.ts'
 import { decodeId, encodeId } from './ids.ts'
-import { pathDeeperThan } from '../engine/depth.ts'
+import { MAX_JSON_DEPTH, pathDeeperThan } from '../engine/depth.ts'
+
+// JSON values (variables) nested deeper than MAX_JSON_DEPTH are refused: copying them would overflow the stack.
+export { MAX_JSON_DEPTH }
 import { formatPath } from '../engine/definition.ts'
 
 export const LIMITS = { depth: 12, breadth: 300, complexity: 20_000 }
@@ -57,9 +60,6 @@ builder.mutationType({})
 builder.subscriptionType({})
 
 /** Any JSON value. Objects come back as plain objects (the database layer rejects null prototypes). */
-/** JSON values (variables) nested deeper than this are refused: copying them would overflow the stack. */
-export const MAX_JSON_DEPTH = 128
-
 builder.scalarType('JSON', {
   description: `Any JSON value, nested at most ${MAX_JSON_DEPTH} levels deep.`,
   serialize: (value) => value,
