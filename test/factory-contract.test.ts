@@ -117,6 +117,36 @@ describe('bad literal params fail createWorkflow before any run starts', () => {
   })
 })
 
+describe('action outputs that cannot be stored', () => {
+  it('a schema mismatch, a cycle, a BigInt or a very deep output fails the step at once, saying which', async () => {
+    const o = opened.orchestrator()
+    let deep: unknown = 1
+    for (let i = 0; i < 20_000; i++) deep = { p: deep }
+    o.registerFactory('out', defineFactory({
+      name: 'out',
+      actions: {
+        wrong: { output: z.object({ doubled: z.number() }), retry: { maxAttempts: 3, initialMs: 0 }, run: () => ({ doubled: 'two' }) },
+        cycle: { retry: { maxAttempts: 3, initialMs: 0 }, run: () => { const a: Record<string, unknown> = {}; a.self = a; return a } },
+        big: { run: () => ({ n: 1n }) },
+        deep: { run: () => deep },
+      },
+    }))
+    const errors: Record<string, string | undefined> = {}
+    for (const action of ['wrong', 'cycle', 'big', 'deep']) {
+      const id = await o.createWorkflow(`out_${action}`, { steps: [{ id: 's', factory: 'out', action, params: {} }] })
+      const result = await o.executeWorkflow(id)
+      expect(result.status).toBe('FAILED')
+      // Not retried: the same code would give the same output.
+      expect(result.steps.s).toMatchObject({ status: 'FAILED', attempts: 1 })
+      errors[action] = result.steps.s!.error
+    }
+    expect(errors.wrong).toBe("output does not match the action's schema: doubled: Invalid input: expected number, received string")
+    expect(errors.cycle).toMatch(/^output cannot be stored as JSON: .*circular/i)
+    expect(errors.big).toMatch(/^output cannot be stored as JSON: .*BigInt/)
+    expect(errors.deep).toBe('output cannot be stored as JSON: it is nested too deeply')
+  })
+})
+
 describe('Factory.health', () => {
   const withHealth = (health: () => unknown) =>
     defineFactory({ name: 'x', actions: { noop: { run: () => null } }, health: health as () => { ok: boolean } })

@@ -673,11 +673,23 @@ export class RunExecution {
     }
     let output: unknown
     let outputText: string
+    let checked = raw
+    if (action.definition.output) {
+      const parsed = action.definition.output.safeParse(raw)
+      if (!parsed.success) {
+        const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(output)'}: ${i.message}`).join('; ')
+        this.attemptFailed(state, action, new NonRetryableError(`output does not match the action's schema: ${detail}`))
+        return
+      }
+      checked = parsed.data
+    }
     try {
       // The JSON text is kept for the step row and the event's summary: stringified once.
-      ;({ value: output, text: outputText } = toJsonText(action.definition.output ? action.definition.output.parse(raw) : raw))
+      ;({ value: output, text: outputText } = toJsonText(checked))
     } catch (error) {
-      this.attemptFailed(state, action, new NonRetryableError(`output does not match the action's schema: ${errorMessage(error)}`))
+      // A cycle, a BigInt, or nesting deep enough to overflow the stack while serialising.
+      const why = error instanceof RangeError ? 'it is nested too deeply' : errorMessage(error)
+      this.attemptFailed(state, action, new NonRetryableError(`output cannot be stored as JSON: ${why}`))
       return
     }
     const attempt = state.attempts
