@@ -97,20 +97,21 @@ export class Connection {
   /** Runs `fn` in one transaction (BEGIN IMMEDIATE so writers never deadlock on upgrade). */
   transaction<T>(fn: () => T): T {
     const result = this.sqlite.transaction(fn).immediate()
-    // Now and then a look at the WAL's size (one stat): a busy database moves its checkpoints off this thread.
-    if (this.checkpointAfter !== Number.POSITIVE_INFINITY && !this.checkpointer) {
-      const now = Date.now()
-      if (now - this.walCheckedAt >= this.walCheckMs) {
-        this.walCheckedAt = now
-        try {
-          if ((statSync(`${this.path}-wal`, { throwIfNoEntry: false })?.size ?? 0) >= this.checkpointAfter) this.startBackgroundCheckpoints()
-        } catch {
-          // The commit has happened: it must not look failed. Checkpoints stay inside commits.
-          this.checkpointAfter = Number.POSITIVE_INFINITY
-        }
-      }
-    }
+    if (this.checkpointAfter !== Number.POSITIVE_INFINITY && !this.checkpointer) this.lookAtWal()
     return result
+  }
+
+  /** Now and then a look at the WAL's size (one stat): a busy database moves its checkpoints off this thread. */
+  private lookAtWal(): void {
+    const now = Date.now()
+    if (now - this.walCheckedAt < this.walCheckMs) return
+    this.walCheckedAt = now
+    try {
+      if ((statSync(`${this.path}-wal`, { throwIfNoEntry: false })?.size ?? 0) >= this.checkpointAfter) this.startBackgroundCheckpoints()
+    } catch {
+      // The commit has happened: it must not look failed. Checkpoints stay inside commits.
+      this.checkpointAfter = Number.POSITIVE_INFINITY
+    }
   }
 
   /** From now on the WAL is checkpointed on a worker thread, not inside commits (see WalCheckpointer). */

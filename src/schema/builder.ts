@@ -8,10 +8,10 @@ import { GraphQLError, Kind, type ValueNode } from 'graphql'
 import type { GraphQLContext } from './context.ts'
 import { decodeId, encodeId } from './ids.ts'
 import { MAX_JSON_DEPTH, pathDeeperThan } from '../engine/depth.ts'
+import { formatPath } from '../engine/definition.ts'
 
 // JSON values (variables) nested deeper than MAX_JSON_DEPTH are refused: copying them would overflow the stack.
 export { MAX_JSON_DEPTH }
-import { formatPath } from '../engine/definition.ts'
 
 export const LIMITS = { depth: 12, breadth: 300, complexity: 20_000 }
 
