@@ -77,6 +77,10 @@ export class FactoryCoordinator implements ExecutionHost {
         this.runEnded(e.runId)
       }
     })
+    this.context.journal.onRefused = (runId, error) => {
+      this.context.logger.error({ err: error, runId }, 'a change of the run was refused: the run fails')
+      this.active.get(runId)?.storageRefused(error)
+    }
     this.unlistenRegistry = this.context.registry.onRegister((factory) => {
       const waiting = this.factoryWaiters.get(factory.name)
       if (!waiting) return

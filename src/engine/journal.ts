@@ -9,6 +9,8 @@ import type { RunEvent } from './interfaces.ts'
 export type RowWriter<T> = (conn: Connection, rows: T[]) => void
 
 export interface Entry {
+  /** The run the change belongs to: a refused change stops that run's later changes of the batch. */
+  runId: string | undefined
   apply?: () => void
   /** Or one row for `writer` (see `recordRow`). */
   writer: RowWriter<never> | undefined
@@ -19,7 +21,12 @@ export interface Entry {
   gen: number
   /** `apply` is redundant: a later entry of the same commit writes everything it writes (see `supersede`). */
   skip: boolean
+  /** The database refused this change (or an earlier one of its run in the same batch): it was not written and `after` is not called. */
+  refused: boolean
 }
+
+/** Told when a run's change was refused for good (not busy, not a full disk: a change SQLite will never take). */
+export type RefusalListener = (runId: string, error: Error) => void
 
 export type CommitListener = (events: RunEvent[]) => void
 
@@ -46,17 +53,23 @@ export class Journal {
   /** A waiting start is running (admitWaiting): what it admits in turn is part of it. */
   private admitting = false
 
+  /** Set by the coordinator: a run whose change was refused must not go on as if it had been stored. */
+  onRefused: RefusalListener = () => {}
+
   constructor(
     private readonly conn: Connection,
     private readonly onCommit: CommitListener,
     private readonly onError: (error: Error) => void = () => {},
   ) {}
 
-  /** Queues a state change (`apply` runs inside the commit's transaction) and its event. */
-  record(apply: (() => void) | undefined, event?: NewEvent, after?: () => void): Entry | undefined {
+  /**
+   * Queues a state change (`apply` runs inside the commit's transaction) and its event. `after` runs
+   * once they are committed, never if they were refused.
+   */
+  record(apply: (() => void) | undefined, event?: NewEvent, after?: () => void, runId = event?.runId): Entry | undefined {
     // After close, late results of abandoned actions are dropped: recovery redoes that work on the next start.
     if (this.closed) return undefined
-    const entry: Entry = { apply, writer: undefined, row: undefined, event, after, gen: this.gen, skip: false }
+    const entry: Entry = { runId, apply, writer: undefined, row: undefined, event, after, gen: this.gen, skip: false, refused: false }
     this.queue.push(entry)
     this.schedule()
     return entry
@@ -67,9 +80,9 @@ export class Journal {
    * a statement per row costs more than the row), after every `apply` of that commit and before its
    * events. Only for a row that no `apply` of the same commit writes after it.
    */
-  recordRow<T>(writer: RowWriter<T>, row: T): Entry | undefined {
+  recordRow<T>(writer: RowWriter<T>, row: T, runId?: string): Entry | undefined {
     if (this.closed) return undefined
-    const entry: Entry = { apply: undefined, writer: writer as RowWriter<never>, row, event: undefined, after: undefined, gen: this.gen, skip: false }
+    const entry: Entry = { runId, apply: undefined, writer: writer as RowWriter<never>, row, event: undefined, after: undefined, gen: this.gen, skip: false, refused: false }
     this.queue.push(entry)
     this.schedule()
     return entry
@@ -159,6 +172,7 @@ export class Journal {
     this.queue = []
     this.gen++
     let committed: RunEvent[]
+    let refusedRuns: Map<string, Error> | undefined
     try {
       committed = this.commit(batch)
     } catch (error) {
@@ -171,15 +185,8 @@ export class Journal {
       }
       this.lastError = error as Error
       if (!isTransient(error)) {
-        // One bad change must not hold back the others: commit them one at a time, drop the bad one.
-        committed = []
-        for (const entry of batch) {
-          try {
-            committed.push(...this.commit([entry], false))
-          } catch (e) {
-            this.onError(e as Error)
-          }
-        }
+        refusedRuns = new Map()
+        committed = this.commitOneByOne(batch, refusedRuns)
       } else {
         // Nothing of the batch was written (busy, disk full, I/O): put it back and try again shortly.
         this.queue = batch.concat(this.queue)
@@ -195,11 +202,36 @@ export class Journal {
     this.commits++
     this.lastError = undefined
     if (committed.length > 0) this.onCommit(committed)
-    for (const entry of batch) entry.after?.()
+    for (const entry of batch) if (!entry.refused) entry.after?.()
+    if (refusedRuns) for (const [runId, error] of refusedRuns) this.onRefused(runId, error)
     if (this.admitted < this.admissions.length) this.admitWaiting()
     // Work queued by the callbacks goes in the next commit.
     if (this.queue.length > 0) this.schedule()
     return true
+  }
+
+  /**
+   * One bad change must not hold back the others: commit them one at a time. A refused change is
+   * not written, and neither is any later change of the same run in the batch (a run must never
+   * record SUCCEEDED over a step transition that is missing); the run is told (`onRefused`).
+   */
+  private commitOneByOne(batch: Entry[], refusedRuns: Map<string, Error>): RunEvent[] {
+    const committed: RunEvent[] = []
+    for (const entry of batch) {
+      if (entry.runId !== undefined && refusedRuns.has(entry.runId)) {
+        entry.refused = true
+        continue
+      }
+      try {
+        const events = this.commit([entry], false)
+        for (const e of events) committed.push(e)
+      } catch (e) {
+        entry.refused = true
+        if (entry.runId !== undefined) refusedRuns.set(entry.runId, e as Error)
+        this.onError(e as Error)
+      }
+    }
+    return committed
   }
 
   private commit(batch: Entry[], honourSkip = true): RunEvent[] {

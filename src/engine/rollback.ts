@@ -66,7 +66,17 @@ export class RunRollback {
         continue
       }
       assertStepTransition(row.stepId, row.status as StepStatus, 'COMPENSATING')
-      this.record(() => setStepStatus(this.host.conn, runId, row.stepId, 'COMPENSATING', null), 'STEP_COMPENSATING', row.stepId, 'COMPENSATING', {})
+      // Write-ahead: the compensation is called once its COMPENSATING is committed.
+      const committed = await new Promise<boolean>((resolve) => {
+        const entry = this.host.journal.record(
+          () => setStepStatus(this.host.conn, runId, row.stepId, 'COMPENSATING', null),
+          this.event('STEP_COMPENSATING', row.stepId, 'COMPENSATING', {}),
+          () => resolve(true),
+        )
+        // Closed (shutting down): not recorded, so not called; the next start resumes the rollback.
+        if (!entry) resolve(false)
+      })
+      if (!committed || this.controller.signal.aborted) return
       try {
         await this.call(compensate.bind(action!.definition), row, outputs, action!.definition.timeoutMs)
         this.record(() => setStepStatus(this.host.conn, runId, row.stepId, 'COMPENSATED', null), 'STEP_COMPENSATED', row.stepId, 'COMPENSATED', {})

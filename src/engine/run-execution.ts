@@ -2,14 +2,7 @@
 // through the journal with its event. Event-driven: a settling step makes its dependents ready and
 // they are dispatched at once, no polling.
 import type { StepRow } from '../db/schema.ts'
-import { setRunStatus } from '../db/sql/setRunStatus.ts'
-import { markStepReady } from '../db/sql/markStepReady.ts'
-import { insertStepAttempt, markStepRunning, startGroupStep, startStepAttempt, type StepAttemptStart } from '../db/sql/startStepAttempt.ts'
-import { finishStepAttempt, insertFinishedStepAttempts } from '../db/sql/finishStepAttempt.ts'
-import type { Entry } from './journal.ts'
-import { settleStep } from '../db/sql/settleStep.ts'
-import { scheduleStepRetry } from '../db/sql/scheduleStepRetry.ts'
-import type { NewEvent } from '../db/sql/insertEvent.ts'
+import { StepRecorder } from './step-recorder.ts'
 import { TERMINAL_RUN_STATUSES, type ActionContext, type EventType, type RunResult, type RunStatus, type StepDefinition, type StepResult, type StepStatus, type WorkflowDefinition } from './interfaces.ts'
 import type { Graph, GraphNode } from './graph.ts'
 import type { RegisteredAction } from './factory.ts'
@@ -20,7 +13,6 @@ import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from '.
 import { resolveRetry, retryDelay } from './retry.ts'
 import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
 import { summarize, summarizeText, toJson, toJsonText } from './summary.ts'
-import { insertSteps } from '../db/sql/createRun.ts'
 import { AttemptAbort, AttemptContext } from './attempt-context.ts'
 
 /** Items one forEach may fan out into. */
@@ -28,7 +20,6 @@ export const MAX_FOR_EACH_ITEMS = 100_000
 /** `failGraceMs` when a workflow does not set it. */
 export const DEFAULT_FAIL_GRACE_MS = 60_000
 import { isWaitInstruction, readWaitRecord, waitRecord, type WaitSpec } from './wait.ts'
-import { markStepWaiting } from '../db/sql/markStepWaiting.ts'
 
 interface StepState {
   node: GraphNode
@@ -62,17 +53,6 @@ interface StepState {
   fixedParams?: Record<string, unknown>
   /** A forEach step's items, in order (made at run time, so not in the shared graph). */
   items?: string[]
-  /**
-   * Journal entries of the current attempt whose row writes a later transition may make redundant
-   * while they are still queued (Journal.supersede): READY's step UPDATE, STARTED's step UPDATE and
-   * the attempt's RUNNING row. Their events are always written.
-   */
-  readyEntry?: Entry
-  /** The step row's id, when known (a hint for settleStep, which checks it). */
-  rowId?: number
-  runningEntry?: Entry
-  attemptEntry?: Entry
-  start?: StepAttemptStart
 }
 
 export interface RunSpec {
@@ -110,10 +90,15 @@ export class RunExecution {
   /** Bounds how long running actions may go on after a failure stopped the run (`failGraceMs`). */
   private graceTimer: NodeJS.Timeout | undefined
   private abandoned = false
+  /** One of its changes was refused (see storageRefused). */
+  private unstored = false
+  /** Where every change of this run is recorded (the only part that knows the storage). */
+  private readonly rec: StepRecorder
 
   constructor(private readonly host: ExecutionHost, readonly spec: RunSpec, status: RunStatus) {
     this.id = spec.id
     this.status = status
+    this.rec = new StepRecorder(host.conn, host.journal, spec.id, spec.workflowId)
     const maxParallel = spec.definition.maxParallel ?? host.defaultMaxParallel
     this.runPool = host.pools.pool(`run:${spec.id}`, maxParallel ?? Number.POSITIVE_INFINITY)
     this.baseScope = {
@@ -147,8 +132,7 @@ export class RunExecution {
    * writes them): each step's row id, so its settling UPDATE finds the row by id.
    */
   noteRowIds(first: number): void {
-    const ordered = this.spec.graph.ordered
-    for (let i = 0; i < ordered.length; i++) this.states.get(ordered[i]!.id)!.rowId = first + i
+    this.rec.noteRowIds(this.spec.graph.ordered, first)
   }
 
   /** Resumes a run a previous process left unfinished, from its step rows. */
@@ -163,7 +147,7 @@ export class RunExecution {
     for (const row of rows) {
       const state = this.states.get(row.stepId)
       if (!state) continue
-      state.rowId = row.id
+      this.rec.noteRowId(row.stepId, row.id)
       state.attempts = row.attempts
       state.status = row.status as StepStatus
       state.params = (row.params as Record<string, unknown> | null) ?? undefined
@@ -209,13 +193,7 @@ export class RunExecution {
             else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
           } else {
             // Interrupted mid-attempt: at-least-once, run it again as a new attempt.
-            const attempt = state.attempts
-            this.host.journal.record(() =>
-              finishStepAttempt(this.host.conn, {
-                runId: this.id, stepId: state.node.id, attempt, status: 'INTERRUPTED',
-                error: 'the process stopped during this attempt', at: Date.now(),
-              }),
-            )
+            this.rec.attemptEnded(state.node.id, state.attempts, 'INTERRUPTED', 'the process stopped during this attempt')
             this.enqueue(state, true)
           }
           break
@@ -260,19 +238,15 @@ export class RunExecution {
     for (const state of this.states.values()) {
       if (state.status !== 'RUNNING' || state.node.kind !== 'action') continue
       state.controller?.abort(reason)
-      const attempt = state.attempts
       this.endAttempt(state)
-      this.host.journal.record(() =>
-        finishStepAttempt(this.host.conn, {
-          runId: this.id, stepId: state.node.id, attempt, status: 'CANCELLED', error: reason.message, at: Date.now(),
-        }),
-      )
+      this.rec.attemptEnded(state.node.id, state.attempts, 'CANCELLED', reason.message)
     }
   }
 
   /** Stops all activity without recording anything (shutdown): the next start resumes the run. */
   abandon(reason: Error): void {
     this.abandoned = true
+    this.rec.halt()
     clearTimeout(this.deadlineTimer)
     clearTimeout(this.graceTimer)
     for (const state of this.states.values()) {
@@ -284,6 +258,22 @@ export class RunExecution {
       }
     }
     this.dropPools()
+  }
+
+  /**
+   * The database refused one of this run's changes for good (Journal.onRefused): the run cannot go
+   * on as recorded. Nothing more of it runs, and it ends FAILED with its unsettled steps.
+   */
+  storageRefused(error: Error): void {
+    if (this.unstored) return
+    this.unstored = true
+    const message = `a change of this run could not be stored: ${errorMessage(error)}`
+    this.abandon(new CancelledError(message))
+    this.status = 'FAILED'
+    // Its result is read back from the rows, not taken from memory (see hasEnded).
+    this.finalizing = true
+    this.ended = undefined
+    this.rec.runUnstored(message, () => this.host.onFinished(this))
   }
 
   /** Forgets this run's own pools (its maxParallel and its groups' maxParallel) once it is done. */
@@ -409,11 +399,8 @@ export class RunExecution {
     state.params = params
     state.attempts = 1
     state.startedAt = Date.now()
-    const at = state.startedAt
-    this.record(
-      () => startStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt: 1, params, at }),
-      'STEP_STARTED',
-      state,
+    this.rec.subWorkflowStarted(
+      state, { runId: this.id, stepId: state.node.id, attempt: 1, params, at: state.startedAt },
       { params: summarize(params), subWorkflow: state.node.def.template ?? 'inline' },
     )
     this.host.startChildRun(this, state.node.id, state.node.def, params).catch((error) => {
@@ -425,12 +412,9 @@ export class RunExecution {
   childFinished(stepId: string, result: RunResult): void {
     const state = this.states.get(stepId)
     if (!state || state.status !== 'RUNNING' || state.node.kind !== 'subworkflow' || this.finalizing || this.abandoned) return
-    const attempt = state.attempts
     const ok = result.status === 'SUCCEEDED'
     const error = ok ? null : `sub-workflow run ${result.runId} ended ${result.status}${result.error ? `: ${result.error}` : ''}`
-    this.host.journal.record(() =>
-      finishStepAttempt(this.host.conn, { runId: this.id, stepId, attempt, status: ok ? 'SUCCEEDED' : 'FAILED', error, at: Date.now() }),
-    )
+    this.rec.attemptEnded(stepId, state.attempts, ok ? 'SUCCEEDED' : 'FAILED', error)
     if (ok) this.settle(state, 'SUCCEEDED', { output: result.output })
     else this.fail(state, error!, false)
   }
@@ -455,15 +439,11 @@ export class RunExecution {
     assertStepTransition(state.node.id, state.status, 'RUNNING')
     state.status = 'RUNNING'
     state.startedAt = Date.now()
-    const at = state.startedAt
     const ids = params.map((_, i) => `${state.node.id}[${i}]`)
     const rows = ids.map((id, i) => ({
       stepId: id, parentStepId: state.node.id, kind: 'action', factory: state.node.factory, action: state.node.action, params: params[i],
     }))
-    this.record(() => {
-      startGroupStep(this.host.conn, this.id, state.node.id, at)
-      insertSteps(this.host.conn, this.id, rows)
-    }, 'STEP_STARTED', state, { items: ids.length })
+    this.rec.groupStarted(state, state.startedAt, { items: ids.length }, rows)
     ids.forEach((id, i) => this.addItem(state, id, params[i]!))
     if (state.childrenLeft === 0) this.settleGroup(state)
     else for (const id of ids) this.maybeActivate(this.states.get(id)!)
@@ -510,8 +490,7 @@ export class RunExecution {
     assertStepTransition(state.node.id, state.status, 'RUNNING')
     state.status = 'RUNNING'
     state.startedAt = Date.now()
-    const at = state.startedAt
-    this.record(() => startGroupStep(this.host.conn, this.id, state.node.id, at), 'STEP_STARTED', state, { group: true })
+    this.rec.groupStarted(state, state.startedAt, { group: true })
     if (state.childrenLeft === 0) this.settleGroup(state)
     else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
   }
@@ -531,7 +510,7 @@ export class RunExecution {
     if (state.admitting) return
     const from = state.status
     state.admitting = true
-    this.host.journal.admit(() => {
+    this.rec.admit(() => {
       state.admitting = false
       // Stopped, paused, cancelled or shutting down meanwhile: not enqueued. Finalize settles it,
       // unpause enqueues it again, recovery finds it PENDING (or RETRY_SCHEDULED) in its row.
@@ -546,7 +525,7 @@ export class RunExecution {
     if (!recovered) assertStepTransition(state.node.id, state.status, 'READY')
     state.status = 'READY'
     const params = state.params ?? {}
-    state.readyEntry = this.record(() => markStepReady(this.host.conn, this.id, state.node.id, params), 'STEP_READY', state, recovered ? { recovered: true } : {})
+    this.rec.ready(state, params, recovered)
     if (!action) {
       // Only possible on recovery before the factory is registered again: wait for it.
       this.host.awaitFactory(state.node.factory!, () => this.enqueueRegistered(state))
@@ -574,7 +553,7 @@ export class RunExecution {
     }
     // `start` assigned, not in the literal: see contextFor.
     const waiter: Waiter = { pools, start: unassigned }
-    waiter.start = () => this.host.journal.admit(() => this.startAttempt(state, action, pools))
+    waiter.start = () => this.rec.admit(() => this.startAttempt(state, action, pools))
     state.waiter = waiter
     this.host.pools.acquire(waiter)
   }
@@ -593,14 +572,6 @@ export class RunExecution {
     state.startedAt = Date.now()
     const token = state.token
     const rawParams = state.params ?? {}
-    const journal = this.host.journal
-    const start: StepAttemptStart = { runId: this.id, stepId: state.node.id, attempt, params: rawParams, at: state.startedAt }
-    // STARTED's UPDATE writes every column READY's does: queued in the same commit, READY's is not written (its event is).
-    journal.supersede(state.readyEntry)
-    state.readyEntry = undefined
-    state.start = start
-    state.runningEntry = this.record(() => markStepRunning(this.host.conn, start), 'STEP_STARTED', state, { params: summarize(rawParams) })
-    state.attemptEntry = this.abandoned ? undefined : journal.record(() => insertStepAttempt(this.host.conn, start))
     this.inFlight++
     const controller = new AttemptAbort()
     state.controller = controller
@@ -615,15 +586,25 @@ export class RunExecution {
     }
 
     const parsed = action.definition.input ? action.definition.input.safeParse(rawParams) : { success: true as const, data: rawParams }
+    const start = { runId: this.id, stepId: state.node.id, attempt, params: rawParams, at: state.startedAt }
     if (!parsed.success) {
+      // Recorded started and failed, never called.
+      this.rec.started(state, start, { params: summarize(rawParams) }, noop)
       const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; ')
       this.concludeAttempt(state, () => this.attemptFailed(state, action, new NonRetryableError(`invalid params: ${detail}`)))
       return
     }
-    const ctx = this.contextFor(state, attempt, controller, token, parsed.data as Record<string, unknown>)
+    // Write-ahead: the action is called once its STARTED attempt (and everything before it) is committed.
+    this.rec.started(state, start, { params: summarize(rawParams) }, () => this.invoke(state, action, token, controller, parsed.data as Record<string, unknown>))
+  }
+
+  /** Calls the action of an attempt whose start is committed, unless the attempt ended meanwhile (timed out, cancelled, shut down). */
+  private invoke(state: StepState, action: RegisteredAction, token: number, controller: AttemptAbort, params: Record<string, unknown>): void {
+    if (state.token !== token || state.status !== 'RUNNING') return
+    const ctx = this.contextFor(state, state.attempts, controller, token, params)
     let promise: Promise<unknown>
     try {
-      promise = Promise.resolve(action.definition.run(parsed.data, ctx))
+      promise = Promise.resolve(action.definition.run(params, ctx))
     } catch (error) {
       promise = Promise.reject(error)
     }
@@ -692,24 +673,8 @@ export class RunExecution {
       this.attemptFailed(state, action, new NonRetryableError(`output cannot be stored as JSON: ${why}`))
       return
     }
-    const attempt = state.attempts
-    const at = Date.now()
-    const journal = this.host.journal
-    const start = state.start
-    // An attempt that starts and ends in one commit: its row is inserted finished, and the step row
-    // is updated once (SUCCEEDED with what RUNNING would have written) instead of twice.
-    if (start && start.attempt === attempt && journal.supersede(state.attemptEntry)) {
-      journal.recordRow(insertFinishedStepAttempts, {
-        runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, startedAt: start.at, at,
-      })
-    } else {
-      journal.record(() =>
-        finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'SUCCEEDED', error: null, at }),
-      )
-    }
-    const started = start && start.attempt === attempt && journal.supersede(state.runningEntry) ? start : undefined
-    state.runningEntry = state.attemptEntry = state.start = undefined
-    this.settle(state, 'SUCCEEDED', { output, outputText, started })
+    this.rec.attemptEnded(state.node.id, state.attempts, 'SUCCEEDED', null)
+    this.settle(state, 'SUCCEEDED', { output, outputText })
   }
 
   // ---------------------------------------------------------------- waits (signals and timers)
@@ -718,12 +683,9 @@ export class RunExecution {
     assertStepTransition(state.node.id, state.status, 'WAITING')
     state.status = 'WAITING'
     state.wait = wait
-    const attempt = state.attempts
     const record = waitRecord(wait)
-    this.host.journal.record(() =>
-      finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'WAITING', error: null, at: Date.now() }),
-    )
-    this.record(() => markStepWaiting(this.host.conn, this.id, state.node.id, record, wait.until ?? null), 'STEP_WAITING', state, record.waiting)
+    this.rec.attemptEnded(state.node.id, state.attempts, 'WAITING', null)
+    this.rec.waiting(state, record, wait.until ?? null, record.waiting)
     this.armWait(state)
   }
 
@@ -739,10 +701,7 @@ export class RunExecution {
   }
 
   private finishWaiting(state: StepState, status: 'SUCCEEDED' | 'FAILED', output: unknown, error?: string): void {
-    const attempt = state.attempts
-    this.host.journal.record(() =>
-      finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status, error: error ?? null, at: Date.now() }),
-    )
+    this.rec.attemptEnded(state.node.id, state.attempts, status, error ?? null)
     state.wait = undefined
     if (status === 'SUCCEEDED') this.settle(state, 'SUCCEEDED', { output })
     else this.fail(state, error!, false)
@@ -788,10 +747,7 @@ export class RunExecution {
   private attemptFailed(state: StepState, action: RegisteredAction, error: unknown): void {
     const message = errorMessage(error)
     const attempt = state.attempts
-    const at = Date.now()
-    this.host.journal.record(() =>
-      finishStepAttempt(this.host.conn, { runId: this.id, stepId: state.node.id, attempt, status: 'FAILED', error: message, at }),
-    )
+    this.rec.attemptEnded(state.node.id, attempt, 'FAILED', message)
     const policy = resolveRetry(state.node.def.retry, action.definition.retry, this.spec.definition.retry)
     if (isRetryable(error) && attempt < policy.maxAttempts && this.active) {
       const delayMs = retryDelay(policy, attempt, error)
@@ -799,9 +755,7 @@ export class RunExecution {
       assertStepTransition(state.node.id, state.status, 'RETRY_SCHEDULED')
       state.status = 'RETRY_SCHEDULED'
       state.error = message
-      this.record(() => scheduleStepRetry(this.host.conn, this.id, state.node.id, wakeAt, message), 'STEP_RETRY_SCHEDULED', state, {
-        error: message, delayMs, nextAttempt: attempt + 1, wakeAt,
-      })
+      this.rec.retryScheduled(state, wakeAt, message, { error: message, delayMs, nextAttempt: attempt + 1, wakeAt })
       this.armRetry(state, delayMs)
       return
     }
@@ -827,21 +781,21 @@ export class RunExecution {
     ctx.progress = (fraction: number, message?: string) => {
       if (!isLive(state, token)) return
       const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
-      this.record(undefined, 'STEP_PROGRESS', state, { fraction: f, message: message ?? null })
+      this.rec.noted(state, 'STEP_PROGRESS', { fraction: f, message: message ?? null })
     }
     ctx.artifact = (file) => {
       // An abandoned attempt (timed out, cancelled) must not leave files behind.
       if (!isLive(state, token)) throw new CancelledError('this attempt is no longer current')
       const saved = this.host.artifacts.save(this.id, stepId, file, (insert, info) =>
-        this.record(insert, 'STEP_LOG', state, {
+        this.rec.noted(state, 'STEP_LOG', {
           message: `artifact ${info.name}`, artifact: { id: info.id, name: info.name, mimeType: info.mimeType, size: info.size },
-        }),
+        }, insert),
       )
       return { id: saved.id, name: saved.name, mimeType: saved.mimeType, size: saved.size }
     }
     ctx.log = (message: string, data?: unknown) => {
       if (!isLive(state, token)) return
-      this.record(undefined, 'STEP_LOG', state, { message: String(message), data: summarize(data) })
+      this.rec.noted(state, 'STEP_LOG', { message: String(message), data: summarize(data) })
     }
     return ctx
   }
@@ -856,7 +810,7 @@ export class RunExecution {
     state: StepState,
     status: 'SUCCEEDED' | 'FAILED' | 'SKIPPED' | 'CANCELLED',
     extra: {
-      output?: unknown; outputText?: string; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean; started?: StepAttemptStart
+      output?: unknown; outputText?: string; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean
     },
   ): void {
     assertStepTransition(state.node.id, state.status, status)
@@ -876,17 +830,7 @@ export class RunExecution {
     if (extra.reason !== undefined) payload.reason = extra.reason
     if (extra.retryable !== undefined) payload.retryable = extra.retryable
     if (state.startedAt) payload.durationMs = at - state.startedAt
-    const type = `STEP_${status}` as EventType
-    const started = extra.started
-    this.record(
-      () => settleStep(this.host.conn, {
-        runId: this.id, stepId: state.node.id, status, output: extra.output, outputText, error: extra.error ?? null, at, completedOrder: order, started,
-        rowId: state.rowId,
-      }),
-      type,
-      state,
-      payload,
-    )
+    this.rec.settled(state, { status, output: extra.output, outputText, error: extra.error ?? null, at, completedOrder: order }, payload)
     this.noteSettled(state)
     this.unsettled--
     if (this.finalizing) return
@@ -1043,12 +987,7 @@ export class RunExecution {
     assertRunTransition(this.id, this.status, status)
     this.status = status
     if (change.finished) this.ended = { output: change.output ?? null, error: change.error ?? null }
-    const at = Date.now()
-    this.host.journal.record(
-      writeRow ? () => setRunStatus(this.host.conn, { runId: this.id, status, at, ...change }) : undefined,
-      this.event(type, null, payload, status),
-      after === true ? () => this.onCommittedTerminal() : after === false ? undefined : after,
-    )
+    this.rec.runChanged({ status, ...change }, type, payload, after === true ? () => this.onCommittedTerminal() : after === false ? undefined : after, writeRow)
   }
 
   private onCommittedTerminal(): void {
@@ -1081,30 +1020,14 @@ export class RunExecution {
   private scopeFor(state: StepState): Record<string, unknown> {
     return { ...this.baseScope, previous: state.node.previous ? this.outputs[state.node.previous] ?? null : null }
   }
-
-  private event(type: EventType, state: StepState | null, payload: unknown, status?: string): NewEvent {
-    return {
-      type,
-      runId: this.id,
-      workflowId: this.spec.workflowId,
-      stepId: state?.node.id ?? null,
-      attempt: state && state.node.kind === 'action' ? state.attempts || null : null,
-      status: status ?? state?.status ?? null,
-      at: Date.now(),
-      payload,
-    }
-  }
-
-  private record(apply: (() => void) | undefined, type: EventType, state: StepState, payload: unknown = {}): Entry | undefined {
-    if (this.abandoned) return undefined
-    return this.host.journal.record(apply, this.event(type, state, payload))
-  }
 }
 
 /** The current attempt of the step is `token` and still running (a late call of an abandoned one is ignored). */
 function isLive(state: StepState, token: number): boolean {
   return state.token === token && state.status === 'RUNNING'
 }
+
+function noop(): void {}
 
 /** Placeholder of a method assigned right after its object literal. */
 function unassigned(): never {

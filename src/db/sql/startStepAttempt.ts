@@ -1,4 +1,5 @@
 import type { Connection } from '../connection.ts'
+import { multiRowInsert } from '../rows.ts'
 
 export interface StepAttemptStart {
   runId: string
@@ -37,3 +38,19 @@ export function startGroupStep(conn: Connection, runId: string, stepId: string, 
     .statement("UPDATE steps SET status = 'RUNNING', started_at = coalesce(started_at, ?) WHERE run_id = ? AND step_id = ?")
     .run(at, runId, stepId)
 }
+
+/** The rows of a commit's new attempts (Journal.recordRow), RUNNING, 50 to a statement. */
+export function insertStepAttempts(conn: Connection, rows: StepAttemptStart[]): void {
+  writeStarted(conn, rows, undefined)
+}
+
+const writeStarted = multiRowInsert<StepAttemptStart>(
+  'INSERT INTO step_attempts (run_id, step_id, attempt, status, started_at)', 5,
+  (r, args, a) => {
+    args[a] = r.runId
+    args[a + 1] = r.stepId
+    args[a + 2] = r.attempt
+    args[a + 3] = 'RUNNING'
+    args[a + 4] = r.at
+  },
+)
