@@ -6,6 +6,7 @@ import pino from 'pino'
 import { Connection } from './db/connection.ts'
 import { authRequired, loadConfig, orchestratorFromConfig, serverOptionsFromConfig } from './config.ts'
 import { startServer } from './server.ts'
+import type { OrchestratorConfig } from './engine/project-orchestrator.ts'
 import { assertSafeBind } from './access.ts'
 import { SCOPES, TokenStore } from './engine/tokens.ts'
 
@@ -19,6 +20,7 @@ Commands:
               --host <addr>    (CONVEYOR_HOST, default 127.0.0.1; another address needs auth on)
               --db <path>      (CONVEYOR_DB, default ./data/conveyor.db)
               --config <file>  (CONVEYOR_CONFIG, default: the example config)
+              --durability <process|machine>  (CONVEYOR_DURABILITY, default process)
               auth: CONVEYOR_AUTH=required or \`auth: { required: true }\` in the config
   token create --scopes <${SCOPES.join(',')}> [--name <name>]
             print a new API token (shown once; only its hash is stored)
@@ -32,7 +34,7 @@ Commands:
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { port: { type: 'string' }, host: { type: 'string' }, db: { type: 'string' }, config: { type: 'string' } },
+    options: { port: { type: 'string' }, host: { type: 'string' }, db: { type: 'string' }, config: { type: 'string' }, durability: { type: 'string' } },
   })
   const logger = pino({ name: 'conveyor', level: process.env.CONVEYOR_LOG_LEVEL ?? 'info' })
   const configPath = values.config ?? process.env.CONVEYOR_CONFIG ?? EXAMPLE_CONFIG
@@ -43,9 +45,10 @@ async function serve(args: string[]): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port "${values.port ?? process.env.CONVEYOR_PORT}"`)
   // Before the database is opened: a refused start changes nothing.
   assertSafeBind(host, authRequired(config))
-  const orchestrator = orchestratorFromConfig(config, { database, logger })
+  const durability = (values.durability ?? process.env.CONVEYOR_DURABILITY ?? config.durability) as OrchestratorConfig['durability']
+  const orchestrator = orchestratorFromConfig(config, { database, logger, durability })
   const server = await startServer({ orchestrator, host, port, logger, ...serverOptionsFromConfig(config) })
-  logger.info({ config: configPath, database }, `GraphiQL at ${server.url}`)
+  logger.info({ config: configPath, database, durability: orchestrator.context.conn.durability }, `GraphiQL at ${server.url}`)
 
   let stopping = false
   const stop = async (signal: string) => {

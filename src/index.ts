@@ -14,3 +14,4 @@ export {
   ConveyorError, ValidationError, NotFoundError, ConflictError, NonRetryableError, TimeoutError, CancelledError, StorageError,
 } from './engine/errors.ts'
 export * from './engine/interfaces.ts'
+export type { Durability } from './db/connection.ts'

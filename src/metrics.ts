@@ -1,5 +1,6 @@
 // Prometheus text exposition of the engine's gauges and counters.
 import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
+import { DURABILITY_MODES } from './db/connection.ts'
 
 /** `server`: gauges only the HTTP server knows (open WebSocket connections). */
 export function metricsText(orchestrator: ProjectOrchestrator, server: { wsClients?: number } = {}): string {
@@ -15,6 +16,7 @@ export function metricsText(orchestrator: ProjectOrchestrator, server: { wsClien
   gauge('conveyor_active_runs', 'Runs in flight in this process.', [[{}, orchestrator.coordinator.activeRuns]])
   gauge('conveyor_pool_in_use', 'Slots in use per concurrency pool.', orchestrator.coordinator.pools.list().map((p) => [{ pool: p.name }, p.inUse]))
   gauge('conveyor_pool_waiting', 'Steps waiting per concurrency pool.', orchestrator.coordinator.pools.list().map((p) => [{ pool: p.name }, p.queued]))
+  gauge('conveyor_durability', 'What a commit survives: 1 for the mode in use (process: a process crash; machine: power loss too).', DURABILITY_MODES.map((mode) => [{ mode }, orchestrator.context.conn.durability === mode ? 1 : 0]))
   gauge('conveyor_commits_total', 'Group commits since start.', [[{}, orchestrator.context.journal.commits]])
   gauge('conveyor_commit_failures_total', 'Commits the database refused (disk full, read-only, busy, I/O), retries included.', [[{}, orchestrator.context.journal.failures]])
   gauge('conveyor_journal_pending', 'State changes waiting to be committed.', [[{}, orchestrator.context.journal.pending]])

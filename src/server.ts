@@ -141,7 +141,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const [path = '/', search = ''] = (req.url ?? '/').split('?', 2)
     if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', activeRuns: orchestrator.coordinator.activeRuns }))
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', activeRuns: orchestrator.coordinator.activeRuns, durability: orchestrator.context.conn.durability }))
       return
     }
     if (path === '/metrics') {

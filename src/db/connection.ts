@@ -13,7 +13,17 @@ export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url))
 
 export type Db = BetterSQLite3Database<typeof schema>
 
+/**
+ * What a committed change survives. `process` (WAL, synchronous=NORMAL): a crash of the process, not
+ * of the machine: the last commits may be lost on power loss. `machine` (synchronous=FULL): the WAL
+ * is synced at every commit, so a commit is on disk before anything that depends on it happens.
+ */
+export type Durability = 'process' | 'machine'
+export const DURABILITY_MODES: readonly Durability[] = ['process', 'machine']
+
 export interface ConnectionOptions {
+  /** Default `process`. */
+  durability?: Durability
   /** Milliseconds a writer waits on a locked database before SQLITE_BUSY. */
   busyTimeoutMs?: number
   readonly?: boolean
@@ -32,6 +42,7 @@ export class Connection {
   readonly sqlite: Database.Database
   readonly db: Db
   readonly path: string
+  readonly durability: Durability
   private readonly statements = new Map<string, Database.Statement>()
   /** Counts every statement run through `db` or `statement()`; tests use it to prove the absence of N+1. */
   statementCount = 0
@@ -45,6 +56,10 @@ export class Connection {
 
   constructor(path = ':memory:', options: ConnectionOptions = {}) {
     this.path = path
+    this.durability = options.durability ?? 'process'
+    if (!DURABILITY_MODES.includes(this.durability)) {
+      throw new Error(`durability must be one of ${DURABILITY_MODES.map((d) => `"${d}"`).join(', ')}, not ${JSON.stringify(options.durability)}`)
+    }
     let sqlite: Database.Database | undefined
     try {
       if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(resolve(path)), { recursive: true })
@@ -54,7 +69,7 @@ export class Connection {
         sqlite.pragma('journal_mode = WAL')
         sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`)
       }
-      sqlite.pragma('synchronous = NORMAL')
+      sqlite.pragma(this.durability === 'machine' ? 'synchronous = FULL' : 'synchronous = NORMAL')
       sqlite.pragma('foreign_keys = ON')
       // SQLite opens a file it may not write read-only without a word, and every later change would
       // fail: find out now with a write that is rolled back.

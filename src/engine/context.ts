@@ -1,7 +1,7 @@
 // What the three library classes share when they work on one database: the connection, the
 // factory registry, the journal (group commit) and the event bus it publishes to.
 import pino, { type Logger } from 'pino'
-import { Connection } from '../db/connection.ts'
+import { Connection, type Durability } from '../db/connection.ts'
 import { EventBus } from './events.ts'
 import { FactoryRegistry } from './factory.ts'
 import { Journal } from './journal.ts'
@@ -26,11 +26,13 @@ export interface ContextOptions {
   artifactsDir?: string
   logger?: Logger
   pools?: Record<string, PoolLimits>
+  /** What a commit survives: `process` (default) or `machine` (synced at every commit). */
+  durability?: Durability
 }
 
 export function openContext(options: ContextOptions = {}): EngineContext {
   const logger = options.logger ?? pino({ name: 'conveyor', level: process.env.CONVEYOR_LOG_LEVEL ?? 'warn' })
-  const conn = new Connection(options.database ?? ':memory:')
+  const conn = new Connection(options.database ?? ':memory:', { durability: options.durability })
   const bus = new EventBus()
   const journal = new Journal(
     conn,

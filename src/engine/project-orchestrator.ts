@@ -15,6 +15,7 @@ import { Retention, type RetentionConfig } from './retention.ts'
 import { upsertFactory } from '../db/sql/upsertFactory.ts'
 import type { Logger } from 'pino'
 import type { PoolLimits } from './pools.ts'
+import type { Durability } from '../db/connection.ts'
 
 export interface OrchestratorConfig {
   /** SQLite file path; default ':memory:'. */
@@ -28,6 +29,11 @@ export interface OrchestratorConfig {
   pools?: Record<string, PoolLimits>
   coordinator?: { maxWorkers?: number }
   logger?: Logger
+  /**
+   * What a committed change survives: `process` (default; WAL with synchronous=NORMAL: a crash of
+   * the process) or `machine` (synchronous=FULL: power loss too; every commit waits for the disk).
+   */
+  durability?: Durability
 }
 
 export interface WorkflowStatusReport {
@@ -54,7 +60,9 @@ export class ProjectOrchestrator {
   private closed = false
 
   constructor(config: OrchestratorConfig = {}) {
-    this.context = openContext({ database: config.database, logger: config.logger, artifactsDir: config.artifactsDir, pools: config.pools })
+    this.context = openContext({
+      database: config.database, logger: config.logger, artifactsDir: config.artifactsDir, pools: config.pools, durability: config.durability,
+    })
     this.workflows = new WorkflowManager(this.context)
     this.coordinator = new FactoryCoordinator(config.coordinator ?? {}, {
       context: this.context,
