@@ -7,6 +7,7 @@ import { FactoryRegistry } from './factory.ts'
 import { Journal } from './journal.ts'
 import { ArtifactStore } from './artifacts.ts'
 import type { PoolLimits } from './pools.ts'
+import { valueLimits, type ValueLimits } from './value-limits.ts'
 
 export interface EngineContext {
   conn: Connection
@@ -17,6 +18,8 @@ export interface EngineContext {
   artifacts: ArtifactStore
   /** The config's named pools: limits shared by every action or step that names them. */
   namedPools: Record<string, PoolLimits>
+  /** How large a value (output, input, payload) or message may be. */
+  limits: ValueLimits
 }
 
 export interface ContextOptions {
@@ -28,9 +31,12 @@ export interface ContextOptions {
   pools?: Record<string, PoolLimits>
   /** What a commit survives: `process` (default) or `machine` (synced at every commit). */
   durability?: Durability
+  limits?: Partial<ValueLimits>
 }
 
 export function openContext(options: ContextOptions = {}): EngineContext {
+  // Checked before the database is opened: a bad config changes nothing.
+  const limits = valueLimits(options.limits)
   const logger = options.logger ?? pino({ name: 'conveyor', level: process.env.CONVEYOR_LOG_LEVEL ?? 'warn' })
   const conn = new Connection(options.database ?? ':memory:', { durability: options.durability })
   const bus = new EventBus()
@@ -39,7 +45,7 @@ export function openContext(options: ContextOptions = {}): EngineContext {
     (events) => bus.publish(events),
     (error) => logger.error({ err: error }, 'commit failed'),
   )
-  return { conn, registry: new FactoryRegistry(), bus, journal, logger, artifacts: new ArtifactStore(conn, options.artifactsDir), namedPools: options.pools ?? {} }
+  return { conn, registry: new FactoryRegistry(), bus, journal, logger, artifacts: new ArtifactStore(conn, options.artifactsDir), namedPools: options.pools ?? {}, limits }
 }
 
 export function closeContext(context: EngineContext): void {

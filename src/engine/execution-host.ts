@@ -6,6 +6,7 @@ import type { Pool, PoolSet } from './pools.ts'
 import type { RunResult, StepDefinition } from './interfaces.ts'
 import type { RunExecution } from './run-execution.ts'
 import type { ArtifactStore } from './artifacts.ts'
+import type { ValueLimits } from './value-limits.ts'
 
 export interface ExecutionHost {
   conn: Connection
@@ -23,6 +24,7 @@ export interface ExecutionHost {
   /** Calls `ready` once the factory is registered (recovery may run before registration). */
   awaitFactory(factory: string, ready: () => void): void
   artifacts: ArtifactStore
+  limits: ValueLimits
   readResult(runId: string): RunResult
   onFinished(run: RunExecution): void
   /** Creates and starts the child run of a sub-workflow step; resolves with its id once committed. */

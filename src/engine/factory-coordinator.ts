@@ -23,6 +23,7 @@ import { getRun, findRunByIdempotencyKey } from '../db/sql/getRun.ts'
 import { getRunSteps } from '../db/sql/getRunSteps.ts'
 import { listUnfinishedRuns } from '../db/sql/listUnfinishedRuns.ts'
 import { assertShallowJson } from './depth.ts'
+import { assertStorableSize } from './value-limits.ts'
 import { getRunLineage, getRunResultRow, getStepResultRows, type RunResultRow } from '../db/sql/getRunResult.ts'
 
 export interface CoordinatorConfig {
@@ -105,6 +106,10 @@ export class FactoryCoordinator implements ExecutionHost {
 
   get artifacts() {
     return this.context.artifacts
+  }
+
+  get limits() {
+    return this.context.limits
   }
 
   actionPools(action: RegisteredAction, stepPools?: string | string[]): Pool[] {
@@ -216,6 +221,8 @@ export class FactoryCoordinator implements ExecutionHost {
     const compiled = this.manager.load(workflowId)
     assertShallowJson(input, 'input')
     if (options.params !== undefined) assertShallowJson(options.params, 'params')
+    assertStorableSize(input, 'input', this.limits.maxValueBytes)
+    assertStorableSize(options.params, 'params', this.limits.maxValueBytes)
     const checked = checkRunInput(compiled.definition.input, input)
     if (checked.issues.length > 0) throw new ValidationError('run input is invalid', checked.issues)
     // A retried request gets the run its key started, if it asks for the same thing; the same key
@@ -301,6 +308,7 @@ export class FactoryCoordinator implements ExecutionHost {
   /** Delivers a payload to a step waiting for a signal (an approval, a callback). */
   signal(runId: string, stepId: string, payload: unknown): void {
     assertShallowJson(payload, 'payload')
+    assertStorableSize(payload, 'payload', this.limits.maxValueBytes)
     this.inFlight(runId, 'signalled').signal(stepId, payload)
   }
 
@@ -330,6 +338,7 @@ export class FactoryCoordinator implements ExecutionHost {
     const compiled = this.manager.load(old.workflowId, old.workflowVersion)
     const plan = planRetry(compiled.graph, getRunSteps(this.conn, runId), options.fromStep)
     if (options.params !== undefined) assertShallowJson(options.params, 'params')
+    assertStorableSize(options.params, 'params', this.limits.maxValueBytes)
     if (options.params !== undefined && (typeof options.params !== 'object' || options.params === null || Array.isArray(options.params))) {
       throw new ValidationError('params must be an object', [{ path: 'params', message: 'must be an object' }])
     }

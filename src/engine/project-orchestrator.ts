@@ -16,6 +16,7 @@ import { upsertFactory } from '../db/sql/upsertFactory.ts'
 import type { Logger } from 'pino'
 import type { PoolLimits } from './pools.ts'
 import type { Durability } from '../db/connection.ts'
+import type { ValueLimits } from './value-limits.ts'
 
 export interface OrchestratorConfig {
   /** SQLite file path; default ':memory:'. */
@@ -34,6 +35,11 @@ export interface OrchestratorConfig {
    * the process) or `machine` (synchronous=FULL: power loss too; every commit waits for the disk).
    */
   durability?: Durability
+  /**
+   * `maxValueBytes` (default 16 MiB): the largest step or run output, run input, params or signal
+   * payload, as JSON. `maxMessageBytes` (default 64 KiB): longer log, progress and error messages are cut.
+   */
+  limits?: Partial<ValueLimits>
 }
 
 export interface WorkflowStatusReport {
@@ -61,7 +67,7 @@ export class ProjectOrchestrator {
 
   constructor(config: OrchestratorConfig = {}) {
     this.context = openContext({
-      database: config.database, logger: config.logger, artifactsDir: config.artifactsDir, pools: config.pools, durability: config.durability,
+      database: config.database, logger: config.logger, artifactsDir: config.artifactsDir, pools: config.pools, durability: config.durability, limits: config.limits,
     })
     this.workflows = new WorkflowManager(this.context)
     this.coordinator = new FactoryCoordinator(config.coordinator ?? {}, {
