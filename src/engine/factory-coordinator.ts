@@ -48,7 +48,8 @@ export class FactoryCoordinator implements ExecutionHost {
   private readonly manager: WorkflowManager
   private readonly active = new Map<string, RunExecution>()
   private readonly factoryWaiters = new Map<string, (() => void)[]>()
-  private readonly pendingKeys = new Map<string, { runId: string; request: string }>()
+  /** Runs started with an idempotency key whose creation has not committed yet, and that commit. */
+  private readonly pendingKeys = new Map<string, { runId: string; request: string; committed: Promise<void> }>()
   /** Child runs started here by `parentRunId\u0000stepId`, known before their rows are committed. */
   private readonly startedChildren = new Map<string, string>()
   private readonly rollbacks = new Map<string, RunRollback>()
@@ -227,13 +228,17 @@ export class FactoryCoordinator implements ExecutionHost {
       if (existing && existing.request !== request) {
         throw new ConflictError(`idempotencyKey "${key}" was already used for run ${existing.runId} with a different input or params`)
       }
-      if (existing) return { runId: existing.runId, created: false }
+      if (existing) {
+        // The first caller's run may not be committed yet: answer once it is, as the first caller
+        // does, so a caller that reads the run at once finds it.
+        if (pending) await pending.committed
+        return { runId: existing.runId, created: false }
+      }
     }
     const runId = newId('run')
     const now = Date.now()
     const execution = this.execution(compiled, { id: runId, input: checked.value, params: options.params }, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
     const keyId = key !== undefined ? `${workflowId}\u0000${key}` : undefined
-    if (keyId) this.pendingKeys.set(keyId, { runId, request })
     // The run starts at once (execution.begin below, same commit): its row is inserted RUNNING, and
     // RUN_STARTED then records only its event. RUN_CREATED's event still says PENDING.
     this.journal.record(
@@ -252,7 +257,9 @@ export class FactoryCoordinator implements ExecutionHost {
     this.active.set(runId, execution)
     if (options.parent) this.startedChildren.set(`${options.parent.runId}\u0000${options.parent.stepId}`, runId)
     execution.begin()
-    await new Promise<void>((resolve) => this.journal.afterCommit(resolve))
+    const committed = new Promise<void>((resolve) => this.journal.afterCommit(resolve))
+    if (keyId) this.pendingKeys.set(keyId, { runId, request, committed })
+    await committed
     if (keyId) this.pendingKeys.delete(keyId)
     return { runId, created: true }
   }
