@@ -30,6 +30,23 @@ export function hasExpression(value: unknown): boolean {
 }
 
 /**
+ * `value` as data that `resolveTemplates` gives back unchanged: every `{{` in its strings becomes an
+ * expression whose value is `{{` (its braces written as JSONata escapes, so it opens nothing itself).
+ * For params a caller gives (retryRun's edits, bound params): data, never expressions to evaluate.
+ * Values without `{{` are returned as they are.
+ */
+export function literalTemplates<T>(value: T): T {
+  if (!hasExpression(value)) return value
+  if (typeof value === 'string') return value.replaceAll('{{', LITERAL_BRACES) as T
+  if (Array.isArray(value)) return value.map(literalTemplates) as T
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = literalTemplates(v)
+  return out as T
+}
+
+const LITERAL_BRACES = '{{"\\u007b\\u007b"}}'
+
+/**
  * Budget of one evaluation: a pathological expression fails instead of holding the engine. Those that
  * could block inside one built-in call (regexes, $pad, $sort, ranges…) run in a worker thread that is
  * stopped when the budget is spent (expression-sandbox.ts).

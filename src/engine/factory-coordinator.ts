@@ -23,6 +23,7 @@ import { getRun, findRunByIdempotencyKey } from '../db/sql/getRun.ts'
 import { getRunSteps } from '../db/sql/getRunSteps.ts'
 import { listUnfinishedRuns } from '../db/sql/listUnfinishedRuns.ts'
 import { assertShallowJson } from './depth.ts'
+import { editedStepParams, stepParamsForRun } from './step-params.ts'
 import { getRunLineage, getRunResultRow, getStepResultRows, type RunResultRow } from '../db/sql/getRunResult.ts'
 
 export interface CoordinatorConfig {
@@ -342,14 +343,16 @@ export class FactoryCoordinator implements ExecutionHost {
       if (!target) {
         throw new ValidationError('edited params need a step: name it with fromStep', [{ path: 'fromStep', message: `${plan.failed.length} steps failed; say which one the params are for` }])
       }
-      stepParams = { ...((old.stepParams as Record<string, Record<string, unknown>> | null) ?? {}), [target]: options.params }
+      // The caller's params are data: no `{{ }}` in them is evaluated.
+      stepParams = editedStepParams((old.stepParams as Record<string, Record<string, unknown>> | null) ?? undefined, target, options.params)
     } else if (old.stepParams) stepParams = old.stepParams as Record<string, Record<string, unknown>>
     const newRunId = newId('run')
     const now = Date.now()
     const boundParams = (old.params as Record<string, unknown> | null) ?? compiled.boundParams
     const execution = new RunExecution(this, {
       id: newRunId, workflowId: compiled.workflowId, workflowName: compiled.name, workflowVersion: compiled.version,
-      definition: compiled.definition, graph: compiled.graph, input: old.input, boundParams, stepParams,
+      definition: compiled.definition, graph: compiled.graph, input: old.input, boundParams,
+      stepParams: stepParamsForRun(compiled.graph, boundParams, stepParams),
       deadlineAt: compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null,
     }, 'PENDING')
     const steps = compiled.graph.ordered.map((n) => {
@@ -514,11 +517,11 @@ export class FactoryCoordinator implements ExecutionHost {
     deadlineAt: number | null,
     status: RunStatus,
   ): RunExecution {
+    const boundParams = (run.params as Record<string, unknown> | null | undefined) ?? compiled.boundParams
     return new RunExecution(this, {
       id: run.id, workflowId: compiled.workflowId, workflowName: compiled.name, workflowVersion: compiled.version,
-      definition: compiled.definition, graph: compiled.graph, input: run.input,
-      boundParams: (run.params as Record<string, unknown> | null | undefined) ?? compiled.boundParams,
-      stepParams: (run.stepParams as Record<string, Record<string, unknown>> | null | undefined) ?? undefined,
+      definition: compiled.definition, graph: compiled.graph, input: run.input, boundParams,
+      stepParams: stepParamsForRun(compiled.graph, boundParams, (run.stepParams as Record<string, Record<string, unknown>> | null | undefined) ?? undefined),
       deadlineAt,
     }, status)
   }
