@@ -14,3 +14,5 @@ export {
   ConveyorError, ValidationError, NotFoundError, ConflictError, NonRetryableError, TimeoutError, CancelledError, StorageError,
 } from './engine/errors.ts'
 export * from './engine/interfaces.ts'
+// The budget of `{{ }}` expressions and transform.map; `maxResultBytes` (16 MiB) can be changed.
+export { DEFAULT_MAX_RESULT_BYTES, EXPRESSION_LIMITS, ExpressionError, ExpressionSizeError } from './engine/expressions.ts'

@@ -50,12 +50,13 @@ export class SandboxError extends Error {
 const WORKER_SOURCE = `
 const jsonata = require(process.env.CONVEYOR_JSONATA)
 process.on('disconnect', () => process.exit(0))
+const mb = (n) => { const v = n / 1048576; return (v >= 10 ? Math.round(v) : Math.round(v * 10) / 10) + ' MB' }
 process.on('message', async ({ id, text, input, bindings, limits }) => {
   try {
     const value = await jsonata(text, { timeout: limits.timeout, stack: limits.stack }).evaluate(input, bindings)
     const json = JSON.stringify(value)
     if (json !== undefined && json.length > limits.maxResultBytes) {
-      throw { code: 'SIZE', message: 'the result is larger than ' + limits.maxResultBytes + ' bytes' }
+      throw { code: 'SIZE', message: 'expression result is ' + mb(json.length) + '; the limit is ' + mb(limits.maxResultBytes) }
     }
     process.send({ id, ok: true, json })
   } catch (e) {
