@@ -1,6 +1,6 @@
 // Expressions that build without bound fail with the limit named, before anything that large is
 // stored: `$s & $s` doubling (cheap steps, 128 MB in 24 of them), lists grown with $append, many
-// values each under the limit, in params, a run's output and transform.map. The limit,
+// values each under the limit, lists turned into text, in params, a run's output and transform.map. The limit,
 // `EXPRESSION_LIMITS.maxResultBytes` (16 MiB), is set by the config's `expressions.maxResultBytes`.
 import { afterEach, describe, expect, it } from 'vitest'
 import {
@@ -97,6 +97,11 @@ describe('a configured limit', () => {
       // Each 512 KiB, under the limit; together past it.
       many: { a: `{{ ${doubling(16)} }}`, b: `{{ ${doubling(16)} }}`, c: [`{{ ${doubling(16)} }}`] },
       interpolated: { a: `x {{ ${doubling(16)} }} y {{ ${doubling(16)} }} z {{ ${doubling(16)} }}` },
+      // 2,048 references to one 512 KiB string are cheap as a list; as text they are 1 GB (past the
+      // longest string V8 makes): measured before `$join`, `$string` or `&` make that text.
+      ...Object.fromEntries(['$join($a)', '$string($a)', '$a & ""', '"" & { "k": $a }'].map((tail, i) => [
+        `text${i}`, { a: `{{ ($s := ${doubling(16)}; $a := [$s, $s]; ${'$a := $append($a, $a); '.repeat(10)}${tail}) }}` },
+      ])),
       // A regex sends it to the sandbox process; its result is measured there.
       sandboxed: { a: `{{ $replace(${doubling(18)}, /y/, "z") }}` },
     }
@@ -104,6 +109,7 @@ describe('a configured limit', () => {
       const result = await run(o, { steps: [{ id: name, factory: 'control', action: 'noop', params }] })
       expect(result.status, name).toBe('FAILED')
       expect(result.steps[name]!.error, name).toMatch(/expression result is .*the limit (is|of) (1 MB|1048576 bytes)/)
+      if (name.startsWith('text')) expect(result.steps[name]!.error, name).toMatch(/larger than the limit of 1 MB/)
     }
   })
 })

@@ -1,7 +1,7 @@
 // How large a value an expression builds, bounded while it is built and measured as JSON text
 // without making that text (a list holding one 16 MB string a million times is small in memory and
 // 16 TB as JSON). Used for `{{ }}` templates and transform.map alike.
-import type jsonata from 'jsonata'
+import jsonata from 'jsonata'
 const MB = 1024 * 1024
 
 /** An expression's result, or a value it built on the way, is larger than the limit. */
@@ -64,14 +64,78 @@ const AFTER_EACH_STEP = Symbol.for('jsonata.__evaluate_exit')
 /**
  * Makes `expr` fail as soon as one step builds a string, or a list, larger than `limit()` allows:
  * `$s & $s` doubles a string in one cheap step, 128 MB in 24 of them. A string's length is known
- * without copying it; a list is at least two bytes an item.
+ * without copying it; a list is at least two bytes an item. What is turned into text in one native
+ * call is measured before: a list or object given to `&` (as its operand's step ends) and to
+ * `$string` or `$join` (see `sizedBuiltins`): a list of a million references to one 16 MB string
+ * is small, its text is not.
  */
 export function boundGrowth(expr: jsonata.Expression, limit: () => number): void {
-  expr.assign(AFTER_EACH_STEP as unknown as string, (_expr: unknown, _input: unknown, _env: unknown, result: unknown) => {
+  const operands = concatOperands(expr.ast())
+  expr.assign(AFTER_EACH_STEP as unknown as string, (node: object, _input: unknown, _env: unknown, result: unknown) => {
     const max = limit()
     if (typeof result === 'string' && result.length > max) throw new ExpressionSizeError(result.length, max)
     if (Array.isArray(result) && result.length * 2 > max) throw new ExpressionSizeError(result.length * 2, max)
+    if (result !== null && typeof result === 'object' && operands.has(node)) assertSizeWithin(result, max)
   })
+}
+
+/** The operands of every `&` in the tree: JSONata turns a list or object there into JSON text. */
+function concatOperands(ast: unknown): WeakSet<object> {
+  const out = new WeakSet<object>()
+  const seen = new WeakSet<object>()
+  const visit = (node: unknown): void => {
+    if (!node || typeof node !== 'object' || node instanceof RegExp || seen.has(node)) return
+    seen.add(node)
+    const n = node as { type?: unknown; value?: unknown; lhs?: object; rhs?: object }
+    if (n.type === 'binary' && n.value === '&') {
+      if (n.lhs) out.add(n.lhs)
+      if (n.rhs) out.add(n.rhs)
+    }
+    for (const value of Object.values(node)) visit(value)
+  }
+  visit(ast)
+  return out
+}
+
+interface NativeFunction {
+  _jsonata_function: true
+  implementation: (...args: unknown[]) => unknown
+  signature?: unknown
+}
+
+const natives = Promise.all([jsonata('$string').evaluate(null), jsonata('$join').evaluate(null)]) as Promise<[NativeFunction, NativeFunction]>
+
+/**
+ * `$string` and `$join` that measure what they would make first, to pass as bindings (they shadow
+ * the built-ins; same signatures, same results otherwise).
+ */
+export async function sizedBuiltins(limit: () => number): Promise<Record<string, unknown>> {
+  const [string, join] = await natives
+  return {
+    string: {
+      ...string,
+      implementation(this: unknown, ...args: unknown[]) {
+        if (args[0] !== null && typeof args[0] === 'object') assertSizeWithin(args[0], limit())
+        return string.implementation.apply(this, args)
+      },
+    },
+    join: {
+      ...join,
+      implementation(this: unknown, ...args: unknown[]) {
+        const [strings, separator] = args as [unknown, unknown]
+        if (Array.isArray(strings)) {
+          const max = limit()
+          const gap = typeof separator === 'string' ? separator.length : 0
+          let size = 0
+          for (const x of strings) {
+            size += (typeof x === 'string' ? x.length : 0) + gap
+            if (size > max) throw new ExpressionSizeError(size, max, true)
+          }
+        }
+        return join.implementation.apply(this, args)
+      },
+    },
+  }
 }
 
 /** Throws ExpressionSizeError when `value` as JSON would be larger than `limit` bytes. */

@@ -3,7 +3,7 @@
 // a string mixing text and expressions interpolates.
 import jsonata from 'jsonata'
 import { evaluateInSandbox, needsSandbox } from './expression-sandbox.ts'
-import { ExpressionSizeError, assertSizeWithin, boundGrowth } from './expression-size.ts'
+import { ExpressionSizeError, assertSizeWithin, boundGrowth, sizedBuiltins } from './expression-size.ts'
 
 export { ExpressionSizeError } from './expression-size.ts'
 
@@ -139,13 +139,16 @@ async function evaluate(expr: jsonata.Expression, scope: object, text: string): 
     const source = sandboxed.get(expr)
     // The sandbox measures its result as JSON before sending it back (same limit, same message).
     if (source !== undefined) return await evaluateInSandbox(source, scope, undefined, EXPRESSION_LIMITS)
-    const value = await expr.evaluate(scope)
+    const value = await expr.evaluate(scope, await builtins)
     checkSize(value)
     return value
   } catch (error) {
     throw new ExpressionError(text, (error as Error).message)
   }
 }
+
+/** `$string` and `$join` measured before they make text (expression-size.ts). */
+const builtins = sizedBuiltins(() => EXPRESSION_LIMITS.maxResultBytes)
 
 function checkSize(value: unknown): void {
   assertSizeWithin(value, EXPRESSION_LIMITS.maxResultBytes)

@@ -5,7 +5,7 @@ import { defineFactory } from '../factory.ts'
 import { NonRetryableError } from '../errors.ts'
 import { evaluateInSandbox, needsSandbox } from '../expression-sandbox.ts'
 import { EXPRESSION_LIMITS } from '../expressions.ts'
-import { assertSizeWithin, boundGrowth } from '../expression-size.ts'
+import { assertSizeWithin, boundGrowth, sizedBuiltins } from '../expression-size.ts'
 
 /** Guardrails of one evaluation: JSONata's own timeout and recursion depth limits. */
 const EVALUATION_LIMITS = { timeout: 5_000, stack: 1_000 }
@@ -28,6 +28,8 @@ function plain(value: unknown): unknown {
   const text = JSON.stringify(value)
   return text === undefined ? null : JSON.parse(text)
 }
+
+const builtins = sizedBuiltins(() => EXPRESSION_LIMITS.maxResultBytes)
 
 export const transformFactory = defineFactory({
   name: 'transform',
@@ -72,7 +74,7 @@ export const transformFactory = defineFactory({
         // The same size bound as `{{ }}` expressions, while it builds and on its result.
         boundGrowth(expr, () => EXPRESSION_LIMITS.maxResultBytes)
         try {
-          const result = await expr.evaluate(input ?? null, bindings)
+          const result = await expr.evaluate(input ?? null, { ...bindings, ...(await builtins) })
           assertSizeWithin(result, EXPRESSION_LIMITS.maxResultBytes)
           return plain(result)
         } catch (error) {
