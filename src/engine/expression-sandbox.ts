@@ -56,7 +56,10 @@ process.on('message', async ({ id, text, input, bindings, limits }) => {
     const value = await jsonata(text, { timeout: limits.timeout, stack: limits.stack }).evaluate(input, bindings)
     const json = JSON.stringify(value)
     if (json !== undefined && json.length > limits.maxResultBytes) {
-      throw { code: 'SIZE', message: 'expression result is ' + mb(json.length) + '; the limit is ' + mb(limits.maxResultBytes) }
+      const [size, limit] = [mb(json.length), mb(limits.maxResultBytes)]
+      throw { code: 'SIZE', message: size === limit
+        ? 'expression result is ' + json.length + ' bytes; the limit is ' + limits.maxResultBytes + ' bytes (' + limit + ')'
+        : 'expression result is ' + size + '; the limit is ' + limit }
     }
     process.send({ id, ok: true, json })
   } catch (e) {
