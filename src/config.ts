@@ -7,6 +7,8 @@ import { ProjectOrchestrator, type OrchestratorConfig } from './engine/project-o
 import { controlFactory } from './engine/factories/control.ts'
 import { httpFactory } from './engine/factories/http.ts'
 import { transformFactory } from './engine/factories/transform.ts'
+import { EXPRESSION_LIMITS } from './engine/expressions.ts'
+import { ValidationError } from './engine/errors.ts'
 import type { ServerOptions } from './server.ts'
 
 export interface ConveyorConfig extends Omit<OrchestratorConfig, 'logger'> {
@@ -27,6 +29,11 @@ export interface ConveyorConfig extends Omit<OrchestratorConfig, 'logger'> {
   graphql?: { introspection?: boolean; graphiql?: boolean }
   /** The built-in `http` factory. `allowedHosts` is empty by default: every request is refused. */
   http?: { allowedHosts?: string[]; maxResponseBytes?: number }
+  /**
+   * `maxResultBytes`: the largest value a `{{ }}` expression or transform.map may build or return,
+   * as JSON text (default 16 MiB). For the whole process.
+   */
+  expressions?: { maxResultBytes?: number }
 }
 
 /** Typed identity: gives a config file completion and checking. */
@@ -44,6 +51,15 @@ export async function loadConfig(path: string): Promise<ConveyorConfig> {
 
 /** An orchestrator with the built-in factories (control, http, transform), then the config's factories and templates. */
 export function orchestratorFromConfig(config: ConveyorConfig, overrides: Partial<OrchestratorConfig> = {}): ProjectOrchestrator {
+  const maxResultBytes = config.expressions?.maxResultBytes
+  if (maxResultBytes !== undefined) {
+    if (!Number.isSafeInteger(maxResultBytes) || maxResultBytes < 1) {
+      throw new ValidationError('expressions.maxResultBytes must be a positive integer', [
+        { path: 'expressions.maxResultBytes', message: 'must be a positive integer' },
+      ])
+    }
+    EXPRESSION_LIMITS.maxResultBytes = maxResultBytes
+  }
   const orchestrator = new ProjectOrchestrator({ ...config, ...overrides })
   orchestrator.registerFactory('control', controlFactory)
   orchestrator.registerFactory('http', httpFactory({ allowedHosts: config.http?.allowedHosts ?? [], maxResponseBytes: config.http?.maxResponseBytes }))

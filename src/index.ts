@@ -15,3 +15,5 @@ export {
 } from './engine/errors.ts'
 export * from './engine/interfaces.ts'
 export type { Durability } from './db/connection.ts'
+// The budget of `{{ }}` expressions and transform.map; `maxResultBytes` (16 MiB) can be changed.
+export { DEFAULT_MAX_RESULT_BYTES, EXPRESSION_LIMITS, ExpressionError, ExpressionSizeError } from './engine/expressions.ts'

@@ -30,6 +30,24 @@ async function run(workflowId: string): Promise<string> {
   return res.run.id
 }
 
+describe('idempotent executeWorkflow over HTTP', () => {
+  it('50 concurrent requests with one key get the same run, exactly one created, none an error', async () => {
+    t = await startTestServer()
+    const workflowId = await workflow()
+    // Open the connections first, so the 50 requests arrive together rather than one per handshake.
+    await Promise.all(Array.from({ length: 50 }, () => t.request('{ __typename }')))
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, () => t.request(ExecuteWorkflowDocument, { workflowId, idempotencyKey: 'same-click' })),
+    )
+    expect(answers.flatMap((a) => a.errors ?? [])).toEqual([])
+    const results = answers.map((a) => a.data!.executeWorkflow)
+    expect(results.filter((r) => r.__typename !== 'ExecuteWorkflowSuccess')).toEqual([])
+    const successes = results.flatMap((r) => (r.__typename === 'ExecuteWorkflowSuccess' ? [r] : []))
+    expect(new Set(successes.map((r) => r.run.id)).size).toBe(1)
+    expect(successes.filter((r) => r.created)).toHaveLength(1)
+  })
+})
+
 describe('typed errors', () => {
   it('an invalid definition returns ValidationError with every issue and its path', async () => {
     t = await startTestServer()

@@ -901,6 +901,23 @@ describe('idempotent starts', () => {
     expect(actionRuns()).toBe(1)
   })
 
+  it('50 concurrent starts with one key: every caller can read the run at once; one created it', async () => {
+    const { o, wf, count } = await setup()
+    // Each caller reads the run as soon as its start answers: a caller that found the key pending
+    // used to get the id before the run was committed, and its read a NotFoundError.
+    const starts = await Promise.all(Array.from({ length: 50 }, async () => {
+      const started = await o.coordinator.start(wf, {}, { idempotencyKey: 'burst' })
+      const run = await o.getRun(started.runId)
+      return { ...started, read: run.runId }
+    }))
+    expect(new Set(starts.map((s) => s.runId)).size).toBe(1)
+    expect(starts.every((s) => s.read === s.runId)).toBe(true)
+    expect(starts.filter((s) => s.created)).toHaveLength(1)
+    expect(count()).toBe(1)
+    const viaApi = await Promise.all(Array.from({ length: 10 }, async () => o.getRun((await o.startWorkflow(wf, {}, { idempotencyKey: 'api' })).runId)))
+    expect(new Set(viaApi.map((r) => r.runId)).size).toBe(1)
+  })
+
   it('executeWorkflow with a key settles with the first run both times', async () => {
     const { o, wf, count } = await setup()
     const [a, b] = await Promise.all([

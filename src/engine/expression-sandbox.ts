@@ -50,12 +50,16 @@ export class SandboxError extends Error {
 const WORKER_SOURCE = `
 const jsonata = require(process.env.CONVEYOR_JSONATA)
 process.on('disconnect', () => process.exit(0))
+const mb = (n) => { const v = n / 1048576; return (v >= 10 ? Math.round(v) : Math.round(v * 10) / 10) + ' MB' }
 process.on('message', async ({ id, text, input, bindings, limits }) => {
   try {
     const value = await jsonata(text, { timeout: limits.timeout, stack: limits.stack }).evaluate(input, bindings)
     const json = JSON.stringify(value)
     if (json !== undefined && json.length > limits.maxResultBytes) {
-      throw { code: 'SIZE', message: 'the result is larger than ' + limits.maxResultBytes + ' bytes' }
+      const [size, limit] = [mb(json.length), mb(limits.maxResultBytes)]
+      throw { code: 'SIZE', message: size === limit
+        ? 'expression result is ' + json.length + ' bytes; the limit is ' + limits.maxResultBytes + ' bytes (' + limit + ')'
+        : 'expression result is ' + size + '; the limit is ' + limit }
     }
     process.send({ id, ok: true, json })
   } catch (e) {

@@ -3,6 +3,9 @@
 // a string mixing text and expressions interpolates.
 import jsonata from 'jsonata'
 import { evaluateInSandbox, needsSandbox } from './expression-sandbox.ts'
+import { ExpressionSizeError, assertSizeWithin, boundGrowth, sizedBuiltins } from './expression-size.ts'
+
+export { ExpressionSizeError } from './expression-size.ts'
 
 type Part = string | jsonata.Expression
 interface Compiled {
@@ -30,11 +33,34 @@ export function hasExpression(value: unknown): boolean {
 }
 
 /**
+ * `value` as data that `resolveTemplates` gives back unchanged: every `{{` in its strings becomes an
+ * expression whose value is `{{` (its braces written as JSONata escapes, so it opens nothing itself).
+ * For params a caller gives (retryRun's edits, bound params): data, never expressions to evaluate.
+ * Values without `{{` are returned as they are.
+ */
+export function literalTemplates<T>(value: T): T {
+  if (!hasExpression(value)) return value
+  if (typeof value === 'string') return value.replaceAll('{{', LITERAL_BRACES) as T
+  if (Array.isArray(value)) return value.map(literalTemplates) as T
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = literalTemplates(v)
+  return out as T
+}
+
+const LITERAL_BRACES = '{{"\\u007b\\u007b"}}'
+
+/** Default of `EXPRESSION_LIMITS.maxResultBytes`: 16 MiB. */
+export const DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024
+
+/**
  * Budget of one evaluation: a pathological expression fails instead of holding the engine. Those that
  * could block inside one built-in call (regexes, $pad, $sort, ranges…) run in a worker thread that is
- * stopped when the budget is spent (expression-sandbox.ts).
+ * stopped when the budget is spent (expression-sandbox.ts). `maxResultBytes` bounds what an expression
+ * builds (as JSON text): each string or list while it is built (`$s & $s` doubling builds 128 MB in
+ * 24 steps, each cheap), and every result; params and outputs are stored, logged and sent to
+ * subscribers, so a bigger one stalls the whole server. Set it before starting runs to change it.
  */
-export const EXPRESSION_LIMITS = { timeout: 1_000, stack: 500 }
+export const EXPRESSION_LIMITS = { timeout: 1_000, stack: 500, maxResultBytes: DEFAULT_MAX_RESULT_BYTES }
 
 /** Compiled expressions that must be evaluated in the sandbox, with their text. */
 const sandboxed = new WeakMap<jsonata.Expression, string>()
@@ -43,6 +69,7 @@ function compileExpression(text: string): jsonata.Expression {
   try {
     const expr = jsonata(text, EXPRESSION_LIMITS)
     if (needsSandbox(expr)) sandboxed.set(expr, text)
+    else boundGrowth(expr, () => EXPRESSION_LIMITS.maxResultBytes)
     return expr
   } catch (error) {
     const e = error as { message?: string; position?: number }
@@ -110,11 +137,21 @@ export function bareExpressionIssue(text: string): string | undefined {
 async function evaluate(expr: jsonata.Expression, scope: object, text: string): Promise<unknown> {
   try {
     const source = sandboxed.get(expr)
+    // The sandbox measures its result as JSON before sending it back (same limit, same message).
     if (source !== undefined) return await evaluateInSandbox(source, scope, undefined, EXPRESSION_LIMITS)
-    return await expr.evaluate(scope)
+    const value = await expr.evaluate(scope, await builtins)
+    checkSize(value)
+    return value
   } catch (error) {
     throw new ExpressionError(text, (error as Error).message)
   }
+}
+
+/** `$string` and `$join` measured before they make text (expression-size.ts). */
+const builtins = sizedBuiltins(() => EXPRESSION_LIMITS.maxResultBytes)
+
+function checkSize(value: unknown): void {
+  assertSizeWithin(value, EXPRESSION_LIMITS.maxResultBytes)
 }
 
 function stringify(value: unknown): string {
@@ -124,24 +161,38 @@ function stringify(value: unknown): string {
   return String(value)
 }
 
-/** Resolves every `{{ }}` inside `value` (objects and arrays walked deeply) against `scope`. */
+/**
+ * Resolves every `{{ }}` inside `value` (objects and arrays walked deeply) against `scope`. The
+ * whole result is bounded like each expression's (many values just under the limit would not be).
+ */
 export async function resolveTemplates(value: unknown, scope: object): Promise<unknown> {
+  if (!hasExpression(value)) return value
+  const resolved = await resolveDeep(value, scope)
+  checkSize(resolved)
+  return resolved
+}
+
+async function resolveDeep(value: unknown, scope: object): Promise<unknown> {
   if (typeof value === 'string') {
     if (!value.includes('{{')) return value
     const compiled = compileTemplate(value)
     if (compiled.whole) return normalise(await evaluate(compiled.whole, scope, value))
     let out = ''
-    for (const part of compiled.parts!) out += typeof part === 'string' ? part : stringify(await evaluate(part, scope, value))
+    for (const part of compiled.parts!) {
+      out += typeof part === 'string' ? part : stringify(await evaluate(part, scope, value))
+      // Each part is bounded; many of them could still add up.
+      if (out.length > EXPRESSION_LIMITS.maxResultBytes) throw new ExpressionError(value, new ExpressionSizeError(out.length, EXPRESSION_LIMITS.maxResultBytes).message)
+    }
     return out
   }
   if (Array.isArray(value)) {
     if (!hasExpression(value)) return value
-    return Promise.all(value.map((v) => resolveTemplates(v, scope)))
+    return Promise.all(value.map((v) => resolveDeep(v, scope)))
   }
   if (value && typeof value === 'object') {
     if (!hasExpression(value)) return value
     const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) out[k] = await resolveTemplates(v, scope)
+    for (const [k, v] of Object.entries(value)) out[k] = await resolveDeep(v, scope)
     return out
   }
   return value

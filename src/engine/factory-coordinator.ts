@@ -24,6 +24,7 @@ import { getRunSteps } from '../db/sql/getRunSteps.ts'
 import { listUnfinishedRuns } from '../db/sql/listUnfinishedRuns.ts'
 import { assertShallowJson } from './depth.ts'
 import { assertStorableSize } from './value-limits.ts'
+import { editedStepParams, stepParamsForRun } from './step-params.ts'
 import { getRunLineage, getRunResultRow, getStepResultRows, type RunResultRow } from '../db/sql/getRunResult.ts'
 
 export interface CoordinatorConfig {
@@ -49,7 +50,8 @@ export class FactoryCoordinator implements ExecutionHost {
   private readonly manager: WorkflowManager
   private readonly active = new Map<string, RunExecution>()
   private readonly factoryWaiters = new Map<string, (() => void)[]>()
-  private readonly pendingKeys = new Map<string, { runId: string; request: string }>()
+  /** Runs started with an idempotency key whose creation has not committed yet, and that commit. */
+  private readonly pendingKeys = new Map<string, { runId: string; request: string; committed: Promise<void> }>()
   /** Child runs started here by `parentRunId\u0000stepId`, known before their rows are committed. */
   private readonly startedChildren = new Map<string, string>()
   private readonly rollbacks = new Map<string, RunRollback>()
@@ -238,13 +240,17 @@ export class FactoryCoordinator implements ExecutionHost {
       if (existing && existing.request !== request) {
         throw new ConflictError(`idempotencyKey "${key}" was already used for run ${existing.runId} with a different input or params`)
       }
-      if (existing) return { runId: existing.runId, created: false }
+      if (existing) {
+        // The first caller's run may not be committed yet: answer once it is, as the first caller
+        // does, so a caller that reads the run at once finds it.
+        if (pending) await pending.committed
+        return { runId: existing.runId, created: false }
+      }
     }
     const runId = newId('run')
     const now = Date.now()
     const execution = this.execution(compiled, { id: runId, input: checked.value, params: options.params }, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
     const keyId = key !== undefined ? `${workflowId}\u0000${key}` : undefined
-    if (keyId) this.pendingKeys.set(keyId, { runId, request })
     // The run starts at once (execution.begin below, same commit): its row is inserted RUNNING, and
     // RUN_STARTED then records only its event. RUN_CREATED's event still says PENDING.
     this.journal.record(
@@ -263,7 +269,9 @@ export class FactoryCoordinator implements ExecutionHost {
     this.active.set(runId, execution)
     if (options.parent) this.startedChildren.set(`${options.parent.runId}\u0000${options.parent.stepId}`, runId)
     execution.begin()
-    await new Promise<void>((resolve) => this.journal.afterCommit(resolve))
+    const committed = new Promise<void>((resolve) => this.journal.afterCommit(resolve))
+    if (keyId) this.pendingKeys.set(keyId, { runId, request, committed })
+    await committed
     if (keyId) this.pendingKeys.delete(keyId)
     return { runId, created: true }
   }
@@ -348,14 +356,16 @@ export class FactoryCoordinator implements ExecutionHost {
       if (!target) {
         throw new ValidationError('edited params need a step: name it with fromStep', [{ path: 'fromStep', message: `${plan.failed.length} steps failed; say which one the params are for` }])
       }
-      stepParams = { ...((old.stepParams as Record<string, Record<string, unknown>> | null) ?? {}), [target]: options.params }
+      // The caller's params are data: no `{{ }}` in them is evaluated.
+      stepParams = editedStepParams((old.stepParams as Record<string, Record<string, unknown>> | null) ?? undefined, target, options.params)
     } else if (old.stepParams) stepParams = old.stepParams as Record<string, Record<string, unknown>>
     const newRunId = newId('run')
     const now = Date.now()
     const boundParams = (old.params as Record<string, unknown> | null) ?? compiled.boundParams
     const execution = new RunExecution(this, {
       id: newRunId, workflowId: compiled.workflowId, workflowName: compiled.name, workflowVersion: compiled.version,
-      definition: compiled.definition, graph: compiled.graph, input: old.input, boundParams, stepParams,
+      definition: compiled.definition, graph: compiled.graph, input: old.input, boundParams,
+      stepParams: stepParamsForRun(compiled.graph, boundParams, stepParams),
       deadlineAt: compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null,
     }, 'PENDING')
     const steps = compiled.graph.ordered.map((n) => {
@@ -520,11 +530,11 @@ export class FactoryCoordinator implements ExecutionHost {
     deadlineAt: number | null,
     status: RunStatus,
   ): RunExecution {
+    const boundParams = (run.params as Record<string, unknown> | null | undefined) ?? compiled.boundParams
     return new RunExecution(this, {
       id: run.id, workflowId: compiled.workflowId, workflowName: compiled.name, workflowVersion: compiled.version,
-      definition: compiled.definition, graph: compiled.graph, input: run.input,
-      boundParams: (run.params as Record<string, unknown> | null | undefined) ?? compiled.boundParams,
-      stepParams: (run.stepParams as Record<string, Record<string, unknown>> | null | undefined) ?? undefined,
+      definition: compiled.definition, graph: compiled.graph, input: run.input, boundParams,
+      stepParams: stepParamsForRun(compiled.graph, boundParams, (run.stepParams as Record<string, Record<string, unknown>> | null | undefined) ?? undefined),
       deadlineAt,
     }, status)
   }

@@ -4,6 +4,8 @@ import { z } from 'zod'
 import { defineFactory } from '../factory.ts'
 import { NonRetryableError } from '../errors.ts'
 import { evaluateInSandbox, needsSandbox } from '../expression-sandbox.ts'
+import { EXPRESSION_LIMITS } from '../expressions.ts'
+import { assertSizeWithin, boundGrowth, sizedBuiltins } from '../expression-size.ts'
 
 /** Guardrails of one evaluation: JSONata's own timeout and recursion depth limits. */
 const EVALUATION_LIMITS = { timeout: 5_000, stack: 1_000 }
@@ -26,6 +28,8 @@ function plain(value: unknown): unknown {
   const text = JSON.stringify(value)
   return text === undefined ? null : JSON.parse(text)
 }
+
+const builtins = sizedBuiltins(() => EXPRESSION_LIMITS.maxResultBytes)
 
 export const transformFactory = defineFactory({
   name: 'transform',
@@ -56,7 +60,8 @@ export const transformFactory = defineFactory({
         if (needsSandbox(expr)) {
           // Regexes and the built-ins that can block inside one call run in a worker, stopped at the budget.
           try {
-            return plain(await evaluateInSandbox(expression, input ?? null, bindings, EVALUATION_LIMITS, ctx.signal))
+            const limits = { ...EVALUATION_LIMITS, maxResultBytes: EXPRESSION_LIMITS.maxResultBytes }
+            return plain(await evaluateInSandbox(expression, input ?? null, bindings, limits, ctx.signal))
           } catch (error) {
             if (ctx.signal.aborted) throw ctx.signal.reason
             throw new NonRetryableError(`expression failed: ${describe(error)}`)
@@ -66,8 +71,11 @@ export const transformFactory = defineFactory({
         expr.assign(Symbol.for('jsonata.__evaluate_entry') as unknown as string, () => {
           if (ctx.signal.aborted) throw ctx.signal.reason
         })
+        // The same size bound as `{{ }}` expressions, while it builds and on its result.
+        boundGrowth(expr, () => EXPRESSION_LIMITS.maxResultBytes)
         try {
-          const result = await expr.evaluate(input ?? null, bindings)
+          const result = await expr.evaluate(input ?? null, { ...bindings, ...(await builtins) })
+          assertSizeWithin(result, EXPRESSION_LIMITS.maxResultBytes)
           return plain(result)
         } catch (error) {
           if (ctx.signal.aborted) throw ctx.signal.reason
