@@ -86,7 +86,11 @@ describe('storage', () => {
       (conn.sqlite.prepare(`explain query plan ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join(' | ')
     expect(plan("select * from events where run_id = 'r' and seq > 10 order by seq limit 100")).toMatch(/USING INDEX events_run_seq/)
     expect(plan("select * from events where workflow_id = 'w' and seq > 10 order by seq limit 100")).toMatch(/USING INDEX events_workflow_seq/)
-    expect(plan("select * from steps where run_id = 'r'")).toMatch(/USING INDEX steps_run_step/)
+    expect(plan("select * from steps where run_id = 'r'")).toMatch(/USING INDEX steps_run_(step|order)/)
+    // A page of a run's steps (Run.steps(first, after)) reads a range in order and stops: no sort.
+    const stepsPage = plan("select * from steps where run_id = 'r' and id > 10 order by id limit 50")
+    expect(stepsPage).toMatch(/USING INDEX steps_run_order/)
+    expect(stepsPage).not.toMatch(/TEMP B-TREE/)
     conn.close()
   })
 
