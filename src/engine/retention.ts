@@ -81,6 +81,7 @@ export class Retention {
         if (this.stopped) return total
         const step = this.conn.transaction(() => pruneRunsStep(this.conn, family, rowBatch))
         this.stats.batches++
+        this.stats.rows += step.rows
         rows += step.rows
         for (const path of step.paths) {
           rmSync(path, { force: true })
@@ -93,7 +94,6 @@ export class Retention {
       this.stats.runs += ids.length
       await nextTurn()
     }
-    this.stats.rows += rows
     if (total === 0 || this.stopped) return total
     const freed = await this.reclaimSpace()
     if (this.stopped) return total
