@@ -62,6 +62,54 @@ describe('GraphQL over HTTP: limits on hostile documents', () => {
     await refused(query(`{ __schema { types { fields { type { ${nestedTypes} } } } } }`), /nests deeper than/, 400)
   })
 
+  it('lists that are not connections: a run\'s steps and a step\'s attempts are costed and read by their bound, and page', async () => {
+    // Ten finished runs that own 2,000 more steps each, with 1 KB params and outputs; one step has 5 attempts.
+    const wf = await t.orchestrator.createWorkflow('wide_runs', { steps: [{ id: 'first', factory: 'control', action: 'noop', params: {} }] })
+    const runIds: string[] = []
+    for (let i = 0; i < 10; i++) runIds.push((await t.orchestrator.executeWorkflow(wf)).runId)
+    const db = t.orchestrator.context.conn.sqlite
+    const big = JSON.stringify({ pad: 'p'.repeat(1000) })
+    const step = db.prepare(`insert into steps (run_id, step_id, kind, status, params, output, attempts) values (?, ?, 'action', 'SUCCEEDED', ?, ?, ?)`)
+    const attempt = db.prepare(`insert into step_attempts (run_id, step_id, attempt, status, started_at) values (?, ?, ?, ?, 0)`)
+    db.transaction(() => {
+      for (const runId of runIds) for (let i = 0; i < 2_000; i++) step.run(runId, `x${i}`, big, big, i === 0 ? 5 : 0)
+      for (let a = 1; a <= 5; a++) attempt.run(runIds[0], 'x0', a, a === 5 ? 'SUCCEEDED' : 'FAILED')
+    })()
+
+    // Every step's params, output and attempts for 50 runs: costed by the lists' bounds, refused.
+    const all = await query('{ runs(first: 50) { edges { node { steps { params output attemptHistory { attempt status } } } } } }')
+    await refused(Promise.resolve(all), new RegExp(`too complex: complexity \\d+ exceeds the limit of ${LIMITS.complexity}`))
+    expect(all.body.errors![0]!.extensions).toMatchObject({ code: 'QUERY_TOO_COMPLEX', kind: 'complexity', limit: LIMITS.complexity })
+    console.log(`graphql-abuse: every step of 50 runs costs ${all.body.errors![0]!.extensions!.value}`)
+
+    // A page of runs with their steps still works: each run's first 50 steps (the default bound).
+    const page = await query('{ runs(first: 10) { edges { node { id steps { stepId status } } } } }')
+    expect(page.body.errors).toBeUndefined()
+    expect(page.body.data.runs.edges.map((e: any) => e.node.steps.length)).toEqual(Array(10).fill(50))
+    expect(page.body.data.runs.edges[0].node.steps.slice(0, 3).map((s: any) => s.stepId)).toEqual(['first', 'x0', 'x1'])
+
+    // All 2,001 steps of one run, 500 a page, in declaration order, each once.
+    const stepIds: string[] = []
+    for (let after: string | undefined, n = 0; n < 10; n++) {
+      const r = await query('query ($id: ID!, $after: ID) { run(id: $id) { steps(first: 500, after: $after) { id stepId } } }', { id: runIds[3], after })
+      expect(r.body.errors).toBeUndefined()
+      const steps = r.body.data.run.steps as { id: string; stepId: string }[]
+      stepIds.push(...steps.map((s) => s.stepId))
+      if (steps.length < 500) break
+      after = steps.at(-1)!.id
+    }
+    expect(stepIds).toEqual(['first', ...Array.from({ length: 2_000 }, (_, i) => `x${i}`)])
+
+    // The latest attempts, oldest first.
+    const attempts = await query('query ($id: ID!) { run(id: $id) { steps(first: 2) { stepId attempts attemptHistory(last: 2) { attempt status } } } }', { id: runIds[0] })
+    expect(attempts.body.data.run.steps[1]).toEqual({ stepId: 'x0', attempts: 5, attemptHistory: [{ attempt: 4, status: 'FAILED' }, { attempt: 5, status: 'SUCCEEDED' }] })
+
+    // Bounds past their maximum and bad cursors are clear errors.
+    await refused(query('query ($id: ID!) { run(id: $id) { steps(first: 501) { stepId } } }', { id: runIds[0] }), /first must be between 0 and 500/)
+    await refused(query('query ($id: ID!) { run(id: $id) { steps(first: 1) { attemptHistory(last: 1001) { attempt } } } }', { id: runIds[0] }), /last must be between 0 and 1000/)
+    await refused(query('query ($id: ID!) { run(id: $id) { steps(after: "nope") { stepId } } }', { id: runIds[0] }), /"nope" is not a Step id/)
+  })
+
   it('aliases and directives beyond their limits', async () => {
     const aliases = Array.from({ length: DOCUMENT_LIMITS.maxAliases + 1 }, (_, i) => `a${i}: __typename`).join(' ')
     await refused(query(`{ ${aliases} }`), new RegExp(`query has ${DOCUMENT_LIMITS.maxAliases + 1} aliases, more than the limit of ${DOCUMENT_LIMITS.maxAliases}`), 400)

@@ -3,7 +3,7 @@
 // transaction; newer runs and runs still in flight are kept, and the engine runs on meanwhile.
 // The clock is faked (Date only; timers stay real) so that "old" is exact, not a matter of timing.
 import { beforeEach, describe, expect, it, vi } from 'vitest'
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { z } from 'zod'
 import { ProjectOrchestrator, defineFactory } from '../src/index.ts'
@@ -210,5 +210,98 @@ describe('retention and sub-workflows', () => {
       expect(count('events', id)).toBe(0)
       expect(count('steps', id)).toBe(0)
     }
+  })
+})
+
+describe('retention of a large run', () => {
+  /** A finished run of twoFiles that owns `events` more events and `steps` more steps and attempts. */
+  async function bigRun(o: ProjectOrchestrator, events: number, steps: number) {
+    const wf = await o.createWorkflow('files', twoFiles)
+    const { runId } = await o.executeWorkflow(wf, { text: 'big' })
+    const db = o.context.conn.sqlite
+    const payload = JSON.stringify({ note: 'x'.repeat(200) })
+    const insertEvent = db.prepare(`insert into events (run_id, workflow_id, step_id, type, status, at, payload) values (?, ?, 's', 'STEP_LOG', null, ?, ?)`)
+    const insertStep = db.prepare(`insert into steps (run_id, step_id, kind, status, params, output) values (?, ?, 'action', 'SUCCEEDED', ?, ?)`)
+    const insertAttempt = db.prepare(`insert into step_attempts (run_id, step_id, attempt, status, started_at) values (?, ?, 1, 'SUCCEEDED', ?)`)
+    db.transaction(() => {
+      for (let i = 0; i < events; i++) insertEvent.run(runId, wf, T0, payload)
+      for (let i = 0; i < steps; i++) {
+        insertStep.run(runId, `extra${i}`, payload, payload)
+        insertAttempt.run(runId, `extra${i}`, T0)
+      }
+    })()
+    return runId
+  }
+
+  const pragma = (o: ProjectOrchestrator, name: string) => o.context.conn.sqlite.pragma(name, { simple: true }) as number
+
+  /**
+   * Prunes with a counter that a setImmediate loop bumps on every turn of the event loop, and the
+   * counter's value at each transaction the prune opens.
+   */
+  async function pruneCountingTurns(o: ProjectOrchestrator, now: number) {
+    const conn = o.context.conn
+    const turnsAt: number[] = []
+    let turns = 0
+    let ticking = true
+    const tick = () => {
+      turns++
+      if (ticking) setImmediate(tick)
+    }
+    setImmediate(tick)
+    const transaction = conn.transaction
+    conn.transaction = <T>(fn: () => T): T => (turnsAt.push(turns), transaction.call(conn, fn) as T)
+    try {
+      return { pruned: await o.retention!.prune(now), turnsAt }
+    } finally {
+      conn.transaction = transaction
+      ticking = false
+    }
+  }
+
+  it('a run with 50,000 events is pruned in bounded transactions with turns of the event loop between them; the file shrinks and the WAL is truncated', async () => {
+    const { o, dir } = setup({ rowBatchSize: 2_000, vacuumPages: 256 })
+    const path = join(dir, 'conveyor.db')
+    const runId = await bigRun(o, 50_000, 2_000)
+    expect(pragma(o, 'auto_vacuum')).toBe(2)
+    const pagesBefore = pragma(o, 'page_count')
+    const rows = footprint(o, runId)
+    expect(rows.events).toBeGreaterThan(50_000)
+
+    const { pruned, turnsAt } = await pruneCountingTurns(o, T0 + 2 * DAY)
+    expect(pruned).toBe(1)
+    expect(footprint(o, runId)).toEqual({ runs: 0, steps: 0, step_attempts: 0, events: 0, artifacts: 0, paths: [] })
+    // 54,000+ rows at 2,000 a transaction: at least 27 delete transactions, then vacuum steps of
+    // 256 pages; the event loop turned between every two of them.
+    const { stats } = o.retention!
+    expect(stats.batches).toBeGreaterThanOrEqual(27)
+    expect(stats.rows).toBe(rows.events + rows.steps + rows.step_attempts + rows.artifacts + 1)
+    expect(stats.vacuumSteps).toBeGreaterThan(5)
+    expect(turnsAt.length).toBe(stats.batches + stats.vacuumSteps)
+    for (let i = 1; i < turnsAt.length; i++) expect(turnsAt[i], `transaction ${i}`).toBeGreaterThan(turnsAt[i - 1]!)
+
+    // The freed pages went back to the filesystem, and the WAL the deletes grew is empty.
+    expect(pragma(o, 'freelist_count')).toBeLessThan(16)
+    expect(pragma(o, 'page_count')).toBeLessThan(pagesBefore / 4)
+    expect(statSync(path).size).toBe(pragma(o, 'page_count') * pragma(o, 'page_size'))
+    expect(statSync(`${path}-wal`).size).toBe(0)
+    expect(stats.walTruncations).toBe(1)
+    expect(o.context.conn.sqlite.pragma('integrity_check', { simple: true })).toBe('ok')
+    console.log(`retention: ${stats.rows} rows in ${stats.batches} transactions, ${stats.pagesFreed} pages freed in ${stats.vacuumSteps} steps; pages ${pagesBefore} -> ${pragma(o, 'page_count')}, WAL ${statSync(`${path}-wal`).size} bytes`)
+  })
+
+  it('with WAL checkpoints on the worker thread, the truncation runs there', async () => {
+    const { o, dir } = setup({ rowBatchSize: 5_000 })
+    const path = join(dir, 'conveyor.db')
+    const runId = await bigRun(o, 20_000, 0)
+    o.context.conn.startBackgroundCheckpoints()
+    const checkpointer = o.context.conn.checkpointer!
+    const truncate = vi.spyOn(checkpointer, 'truncate')
+    expect(await o.retention!.prune(T0 + 2 * DAY)).toBe(1)
+    expect(footprint(o, runId).events).toBe(0)
+    expect(truncate).toHaveBeenCalledTimes(1)
+    await expect(truncate.mock.results[0]!.value).resolves.toMatchObject({ busy: false })
+    expect(statSync(`${path}-wal`).size).toBe(0)
+    expect(pragma(o, 'freelist_count')).toBeLessThan(16)
   })
 })

@@ -1,7 +1,10 @@
 // Storage: migrations from drizzle/ applied on open, durable-but-fast pragmas, and indexes that
 // serve the engine's and the API's queries.
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import Database from 'better-sqlite3'
+import { drizzle } from 'drizzle-orm/better-sqlite3'
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Connection, MIGRATIONS_FOLDER } from '../src/db/connection.ts'
@@ -45,13 +48,49 @@ describe('storage', () => {
     conn.close()
   })
 
+  it('creates databases with incremental auto-vacuum, and switches one created before it (auto_vacuum NONE) once, keeping its rows', () => {
+    const fresh = open()
+    expect(fresh.sqlite.pragma('auto_vacuum', { simple: true })).toBe(2)
+    fresh.close()
+
+    // A database as earlier versions made it: every migration, some rows, and pages freed by a delete.
+    const dir = mkdtempSync(join(tmpdir(), 'conveyor-storage-'))
+    dirs.push(dir)
+    const path = join(dir, 'old.db')
+    const old = new Database(path)
+    old.pragma('journal_mode = WAL')
+    migrate(drizzle(old), { migrationsFolder: MIGRATIONS_FOLDER })
+    old.prepare(`insert into factories (name, registered_at) values ('kept', 1)`).run()
+    old.exec(`create table filler (v text); with recursive n(i) as (select 1 union all select i + 1 from n where i < 2000) insert into filler select printf('%.500c', 'x') from n`)
+    old.exec('drop table filler')
+    expect(old.pragma('auto_vacuum', { simple: true })).toBe(0)
+    expect(old.pragma('freelist_count', { simple: true })).toBeGreaterThan(100)
+    old.close()
+
+    const migrated = new Connection(path)
+    expect(migrated.sqlite.pragma('auto_vacuum', { simple: true })).toBe(2)
+    // The VACUUM that switched it also dropped the free pages, and its WAL was emptied.
+    expect(migrated.sqlite.pragma('freelist_count', { simple: true })).toBe(0)
+    expect(statSync(`${path}-wal`).size).toBe(0)
+    expect(migrated.sqlite.prepare('select name from factories').all()).toEqual([{ name: 'kept' }])
+    expect(migrated.sqlite.pragma('integrity_check', { simple: true })).toBe('ok')
+    migrated.close()
+    const again = new Connection(path)
+    expect(again.sqlite.pragma('auto_vacuum', { simple: true })).toBe(2)
+    again.close()
+  })
+
   it('serves events by run and seq, and runs by status and time, from indexes', () => {
     const conn = open()
     const plan = (sql: string) =>
       (conn.sqlite.prepare(`explain query plan ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join(' | ')
     expect(plan("select * from events where run_id = 'r' and seq > 10 order by seq limit 100")).toMatch(/USING INDEX events_run_seq/)
     expect(plan("select * from events where workflow_id = 'w' and seq > 10 order by seq limit 100")).toMatch(/USING INDEX events_workflow_seq/)
-    expect(plan("select * from steps where run_id = 'r'")).toMatch(/USING INDEX steps_run_step/)
+    expect(plan("select * from steps where run_id = 'r'")).toMatch(/USING INDEX steps_run_(step|order)/)
+    // A page of a run's steps (Run.steps(first, after)) reads a range in order and stops: no sort.
+    const stepsPage = plan("select * from steps where run_id = 'r' and id > 10 order by id limit 50")
+    expect(stepsPage).toMatch(/USING INDEX steps_run_order/)
+    expect(stepsPage).not.toMatch(/TEMP B-TREE/)
     conn.close()
   })
 

@@ -7,7 +7,7 @@ import { mkdirSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as schema from './schema.ts'
-import { WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.ts'
+import { WalCheckpointer, type TruncateResult, type WalCheckpointerOptions } from './wal-checkpointer.ts'
 
 export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle')
 
@@ -65,6 +65,10 @@ export class Connection {
       if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(resolve(path)), { recursive: true })
       sqlite = new Database(path, { readonly: options.readonly ?? false })
       sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`)
+      // Pages freed by deletes (retention) can be given back to the filesystem in small steps
+      // (reclaimSpace.ts). It only takes on a database without tables, so it comes before
+      // journal_mode, which writes the first page; older databases are switched below.
+      if (!options.readonly) sqlite.pragma('auto_vacuum = INCREMENTAL')
       if (path !== ':memory:') {
         sqlite.pragma('journal_mode = WAL')
         sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`)
@@ -73,7 +77,10 @@ export class Connection {
       sqlite.pragma('foreign_keys = ON')
       // SQLite opens a file it may not write read-only without a word, and every later change would
       // fail: find out now with a write that is rolled back.
-      if (!options.readonly) probeWritable(sqlite)
+      if (!options.readonly) {
+        probeWritable(sqlite)
+        migrateToIncrementalVacuum(sqlite)
+      }
     } catch (error) {
       sqlite?.close()
       throw openError(path, error)
@@ -135,12 +142,44 @@ export class Connection {
     this.checkpointer = new WalCheckpointer(this.sqlite, this.path, this.checkpointOptions)
   }
 
+  /**
+   * Copies the WAL back and truncates its file to zero bytes (after large deletes: SQLite otherwise
+   * keeps a WAL file as large as the largest burst of writes). On the checkpoint worker when there
+   * is one, so the copy never holds up the event loop; here otherwise.
+   */
+  async truncateWal(): Promise<TruncateResult> {
+    if (this.path === ':memory:' || !this.sqlite.open) return { busy: false, frames: 0, copied: 0 }
+    if (this.checkpointer) {
+      try {
+        return await this.checkpointer.truncate()
+      } catch {
+        // The worker is gone: commits checkpoint again, and so does this.
+      }
+    }
+    const [r] = this.sqlite.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[]
+    return { busy: r!.busy === 1, frames: r!.log, copied: r!.checkpointed }
+  }
+
   close(): void {
     // The worker's connection closes first: the main one, last, makes the final checkpoint.
     this.checkpointer?.stop()
     if (this.sqlite.open) this.sqlite.close()
   }
 }
+
+/**
+ * A database created before incremental auto-vacuum keeps every page it ever used: switching it
+ * takes one VACUUM (a rewrite of the whole file, once, at open; it needs as much free disk again).
+ */
+function migrateToIncrementalVacuum(sqlite: Database.Database): void {
+  if (sqlite.pragma('auto_vacuum', { simple: true }) === AUTO_VACUUM_INCREMENTAL) return
+  sqlite.pragma('auto_vacuum = INCREMENTAL')
+  sqlite.exec('VACUUM')
+  // The rewrite went through the WAL: leave it empty, not as large as the database.
+  if (sqlite.pragma('journal_mode', { simple: true }) === 'wal') sqlite.pragma('wal_checkpoint(TRUNCATE)')
+}
+
+const AUTO_VACUUM_INCREMENTAL = 2
 
 function probeWritable(sqlite: Database.Database): void {
   const version = sqlite.pragma('user_version', { simple: true }) as number

@@ -119,7 +119,9 @@ export const steps = sqliteTable(
   },
   // No index on status: no query selects steps by status, and one would be rewritten on every
   // transition of every step (READY, RUNNING, SUCCEEDED...).
-  (t) => [uniqueIndex('steps_run_step').on(t.runId, t.stepId)],
+  // steps_run_order: a page of a run's steps in declaration order reads a range and stops (the API's
+  // Run.steps(first)); only inserts write it, status changes do not.
+  (t) => [uniqueIndex('steps_run_step').on(t.runId, t.stepId), index('steps_run_order').on(t.runId, t.id)],
 )
 
 export const stepAttempts = sqliteTable(

@@ -22,9 +22,21 @@ function pass() {
   }
 }
 
+// After large deletes (retention): copy everything back and cut the WAL file to zero bytes. TRUNCATE
+// waits (busy timeout) for the writer and for readers of older WAL frames.
+function truncate() {
+  try {
+    const [r] = db.pragma('wal_checkpoint(TRUNCATE)')
+    parentPort.postMessage({ type: 'truncated', frames: r.log, copied: r.checkpointed, busy: r.busy === 1 })
+  } catch (error) {
+    parentPort.postMessage({ type: 'truncate-error', message: String(error && error.message) })
+  }
+}
+
 const timer = setInterval(pass, intervalMs)
 parentPort.on('message', (m) => {
   if (m === 'pass') pass()
+  else if (m === 'truncate') truncate()
   else if (m === 'close') {
     clearInterval(timer)
     db.close()

@@ -15,6 +15,13 @@ export interface WalCheckpointerOptions {
   busyTimeoutMs?: number
 }
 
+/** What `wal_checkpoint(TRUNCATE)` answered: `busy` when a reader or writer kept it from finishing. */
+export interface TruncateResult {
+  busy: boolean
+  frames: number
+  copied: number
+}
+
 export interface CheckpointStats {
   passes: number
   /** Frames in the WAL at the last pass, and how many of them were in the database file after it. */
@@ -32,6 +39,8 @@ export class WalCheckpointer {
   private readonly closed = new Int32Array(new SharedArrayBuffer(4))
   private stopped = false
   private exited = false
+  /** Callers of truncate() waiting for the worker, in the order they asked (it answers in order). */
+  private readonly truncating: ((result: TruncateResult | Error) => void)[] = []
 
   /** `sqlite` is the main connection: it stops checkpointing on commit now, and again if the worker dies. */
   constructor(private readonly sqlite: Database.Database, path: string, options: WalCheckpointerOptions = {}) {
@@ -43,8 +52,10 @@ export class WalCheckpointer {
     })
     // It must not keep a process alive that has nothing else to do.
     this.worker.unref()
-    this.worker.on('message', (m: { type: string; frames?: number; copied?: number; message?: string }) => {
-      if (m.type === 'pass') {
+    this.worker.on('message', (m: { type: string; frames?: number; copied?: number; busy?: boolean; message?: string }) => {
+      if (m.type === 'truncated') this.truncating.shift()?.({ busy: m.busy!, frames: m.frames!, copied: m.copied! })
+      else if (m.type === 'truncate-error') this.truncating.shift()?.(new Error(m.message))
+      else if (m.type === 'pass') {
         this.stats.passes++
         this.stats.frames = m.frames!
         this.stats.copied = m.copied!
@@ -60,6 +71,7 @@ export class WalCheckpointer {
         this.stats.lastError = String((error as Error)?.message ?? error)
       }
       if (!this.stopped && this.sqlite.open) this.sqlite.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT}`)
+      for (const answer of this.truncating.splice(0)) answer(new Error('the WAL checkpoint worker ended'))
     }
     this.worker.on('error', fallBack)
     this.worker.on('exit', () => {
@@ -75,6 +87,19 @@ export class WalCheckpointer {
   }
 
   /**
+   * Copies the whole WAL back and truncates it to zero bytes, on the worker (after large deletes:
+   * the copy and sync of a WAL of hundreds of MB must not hold up the event loop). Rejects when the
+   * worker is gone or the checkpoint failed; the caller may then do it on its own connection.
+   */
+  truncate(): Promise<TruncateResult> {
+    if (this.stopped || this.exited) return Promise.reject(new Error('the WAL checkpoint worker is not running'))
+    return new Promise((resolve, reject) => {
+      this.truncating.push((r) => (r instanceof Error ? reject(r) : resolve(r)))
+      this.worker.postMessage('truncate')
+    })
+  }
+
+  /**
    * Closes the worker's connection and waits (at most `timeoutMs`) until it has, so the main
    * connection closes last and does the final checkpoint, as without a worker.
    */
@@ -86,6 +111,7 @@ export class WalCheckpointer {
       if (Atomics.wait(this.closed, 0, 0, timeoutMs) === 'timed-out') void this.worker.terminate()
     }
     if (this.sqlite.open) this.sqlite.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT}`)
+    for (const answer of this.truncating.splice(0)) answer(new Error('the WAL checkpoint worker stopped'))
   }
 }
 

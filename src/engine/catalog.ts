@@ -8,7 +8,7 @@ import type { EventFilter, RunEvent } from './interfaces.ts'
 export type RunRecord = ReturnType<typeof q.listRuns>[number]
 export type WorkflowRecord = ReturnType<typeof q.listWorkflows>[number]
 export type StepRecord = ReturnType<typeof q.getStepsByRunIds>[number]
-export type AttemptRecord = ReturnType<typeof q.getAttemptsByRunIds>[number]
+export type AttemptRecord = ReturnType<typeof q.getAttemptsBySteps>[number]
 export type TemplateRecord = ReturnType<typeof q.listTemplates>[number]
 export type WorkflowVersionRecord = ReturnType<typeof q.listWorkflowVersions>[number]
 export type ArtifactRecord = ReturnType<typeof q.getArtifactsByRunIds>[number]
@@ -48,16 +48,18 @@ export class Catalog {
     return q.getWorkflowVersions(this.conn, keys)
   }
 
-  stepsByRunIds(runIds: readonly string[]): StepRecord[] {
-    return q.getStepsByRunIds(this.conn, runIds)
+  /** At most `first` steps of each run (declaration order), after the step with row id `afterId`. */
+  stepsByRunIds(runIds: readonly string[], page: { first: number; afterId?: number }): StepRecord[] {
+    return q.getStepsByRunIds(this.conn, runIds, page)
   }
 
   stepsByIds(ids: readonly number[]): StepRecord[] {
     return q.getStepsByIds(this.conn, ids)
   }
 
-  attemptsByRunIds(runIds: readonly string[]): AttemptRecord[] {
-    return q.getAttemptsByRunIds(this.conn, runIds)
+  /** The latest `last` attempts of each step, oldest first. */
+  attemptsBySteps(keys: readonly { runId: string; stepId: string }[], last: number): AttemptRecord[] {
+    return q.getAttemptsBySteps(this.conn, keys, last)
   }
 
   latestRunsByWorkflowIds(workflowIds: readonly string[]): RunRecord[] {

@@ -58,3 +58,33 @@ export function parseSeqCursor(after: string | null | undefined, allowHead: bool
 
 /** Query cost of a connection field: each requested item costs as much as its selection. */
 export const connectionComplexity = (args: ConnectionArgs) => ({ field: 1, multiplier: Math.max(1, args.first ?? DEFAULT_PAGE) })
+
+/**
+ * A list field that is not a connection still has a declared bound: a `first` / `last` argument
+ * with a default and a maximum. The query's cost multiplies by it (an unbounded list was costed as
+ * 10 items, whatever it held), and the read stops at it.
+ */
+export interface ListBound {
+  arg: 'first' | 'last'
+  default: number
+  max: number
+}
+
+/** A run's steps (Run.steps) and a step's attempts (Step.attemptHistory). */
+export const STEPS_BOUND: ListBound = { arg: 'first', default: 50, max: MAX_PAGE }
+export const ATTEMPTS_BOUND: ListBound = { arg: 'last', default: 20, max: 1000 }
+
+/** The bound a request asked for, or a BAD_USER_INPUT error naming the limit. */
+export function listSize(value: number | null | undefined, bound: ListBound): number {
+  const n = value ?? bound.default
+  if (!Number.isInteger(n) || n < 0 || n > bound.max) {
+    throw new GraphQLError(`${bound.arg} must be between 0 and ${bound.max}`, { extensions: { code: 'BAD_USER_INPUT', limit: bound.max } })
+  }
+  return n
+}
+
+/** Query cost of a bounded list field: each item it may return costs as much as its selection. */
+export const listComplexity = (bound: ListBound) => (args: Record<string, unknown>) => ({
+  field: 1,
+  multiplier: Math.max(1, Math.min(typeof args[bound.arg] === 'number' ? (args[bound.arg] as number) : bound.default, bound.max)),
+})

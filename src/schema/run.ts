@@ -3,7 +3,7 @@ import { builder } from './builder.ts'
 import { RunConnection, RunRef, StepRef, WorkflowRef } from './refs.ts'
 import { RunStatusEnum } from './enums.ts'
 import { asResult, ConflictErrorType, NotFoundErrorType, ValidationErrorType } from './errors.ts'
-import { connection, pageSize, connectionComplexity } from './pagination.ts'
+import { connection, pageSize, connectionComplexity, listComplexity, listSize, STEPS_BOUND } from './pagination.ts'
 import { rawId } from './ids.ts'
 import { NotFoundError } from '../engine/errors.ts'
 import type { RunRecord, StepRecord } from '../engine/catalog.ts'
@@ -22,10 +22,18 @@ RunRef.implement({
     idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
     steps: t.loadableGroup({
       type: StepRef,
-      description: 'The run\'s steps in declaration order (nested group members after their group).',
-      load: async (runIds: string[], ctx) => ctx.orchestrator.catalog.stepsByRunIds(runIds),
+      description: `The run's steps in declaration order (nested group members after their group): the first \`first\` (default ${STEPS_BOUND.default}, at most ${STEPS_BOUND.max}) after the step \`after\`. For the next page pass the last step's \`id\` as \`after\`.`,
+      args: {
+        first: t.arg.int({ required: false, defaultValue: STEPS_BOUND.default }),
+        after: t.arg.id({ required: false, description: 'A Step id: the page starts after that step.' }),
+      },
+      complexity: listComplexity(STEPS_BOUND),
+      // Arguments reach the loader: one loader per place in the query, so one statement per place.
+      byPath: true,
+      load: async (runIds: string[], ctx, args) =>
+        ctx.orchestrator.catalog.stepsByRunIds(runIds, { first: listSize(args.first, STEPS_BOUND), afterId: stepCursor(args.after) }),
       group: (s) => (s as StepRecord).runId,
-      resolve: (r) => r.id,
+      resolve: (r, args) => (listSize(args.first, STEPS_BOUND), stepCursor(args.after), r.id),
     }),
     parentRun: t.field({
       type: RunRef,
@@ -50,6 +58,16 @@ RunRef.implement({
     finishedAt: t.field({ type: 'DateTime', nullable: true, resolve: (r) => r.finishedAt }),
   }),
 })
+
+/** The row id of the Step id given as `after`, or a BAD_USER_INPUT error. */
+function stepCursor(after: string | number | null | undefined): number | undefined {
+  if (after == null) return undefined
+  const id = rawId(String(after), 'Step')
+  if (id === undefined || !/^\d{1,15}$/.test(id)) {
+    throw new GraphQLError(`"${after}" is not a Step id (use the id of the last step of the previous page)`, { extensions: { code: 'BAD_USER_INPUT' } })
+  }
+  return Number(id)
+}
 
 export function loadRun(ctx: GraphQLContext, id: string): RunRecord | null {
   const runId = rawId(id, 'Run')

@@ -1,6 +1,7 @@
 import { builder } from './builder.ts'
 import { StepRef } from './refs.ts'
 import { StepStatusEnum } from './enums.ts'
+import { ATTEMPTS_BOUND, listComplexity, listSize } from './pagination.ts'
 import type { AttemptRecord } from '../engine/catalog.ts'
 import type { StepStatus } from '../engine/interfaces.ts'
 
@@ -32,11 +33,18 @@ StepRef.implement({
     finishedAt: t.field({ type: 'DateTime', nullable: true, resolve: (s) => s.finishedAt }),
     attemptHistory: t.loadableGroup({
       type: StepAttemptType,
-      description: 'Every attempt, oldest first.',
-      // Keys are run + step; one statement loads the attempts of every run asked for.
-      load: async (keys: string[], ctx) => ctx.orchestrator.catalog.attemptsByRunIds([...new Set(keys.map((k) => k.split('\u0000')[0]!))]),
+      description: `The latest \`last\` attempts (default ${ATTEMPTS_BOUND.default}, at most ${ATTEMPTS_BOUND.max}), oldest first; \`attempts\` says how many there were.`,
+      args: { last: t.arg.int({ required: false, defaultValue: ATTEMPTS_BOUND.default }) },
+      complexity: listComplexity(ATTEMPTS_BOUND),
+      byPath: true,
+      // Keys are run + step; one statement loads the attempts of every step asked for.
+      load: async (keys: string[], ctx, args) =>
+        ctx.orchestrator.catalog.attemptsBySteps(
+          keys.map((k) => ({ runId: k.split('\u0000')[0]!, stepId: k.split('\u0000')[1]! })),
+          listSize(args.last, ATTEMPTS_BOUND),
+        ),
       group: (a) => `${a.runId}\u0000${a.stepId}`,
-      resolve: (s) => `${s.runId}\u0000${s.stepId}`,
+      resolve: (s, args) => (listSize(args.last, ATTEMPTS_BOUND), `${s.runId}\u0000${s.stepId}`),
     }),
   }),
 })

@@ -74,9 +74,19 @@ export function listWorkflowVersions(conn: Connection, workflowId: string) {
   return conn.db.select().from(workflowVersions).where(eq(workflowVersions.workflowId, workflowId)).orderBy(desc(workflowVersions.version)).all()
 }
 
-export function getStepsByRunIds(conn: Connection, runIds: readonly string[]) {
+/**
+ * At most `first` steps of each run, in declaration order, after the step `afterId` (a row id).
+ * One statement for any number of runs; each run's part is a range of the (run_id, id) index that
+ * stops at `first`, so a run with 100,000 steps costs no more than a small one.
+ */
+export function getStepsByRunIds(conn: Connection, runIds: readonly string[], page: { first: number; afterId?: number }) {
   if (runIds.length === 0) return []
-  return stepRows.all(conn, `WHERE ${inJson('run_id')} ORDER BY id`, JSON.stringify(runIds))
+  return stepRows.all(
+    conn,
+    `WHERE id IN (SELECT s.id FROM json_each(?) k JOIN steps s ON s.id IN (
+       SELECT p.id FROM steps p WHERE p.run_id = k.value AND p.id > ? ORDER BY p.id LIMIT ?)) ORDER BY id`,
+    JSON.stringify(runIds), page.afterId ?? 0, page.first,
+  )
 }
 
 export function getStepsByIds(conn: Connection, ids: readonly number[]) {
@@ -84,9 +94,16 @@ export function getStepsByIds(conn: Connection, ids: readonly number[]) {
   return stepRows.all(conn, `WHERE ${inJson('id')}`, JSON.stringify(ids))
 }
 
-export function getAttemptsByRunIds(conn: Connection, runIds: readonly string[]) {
-  if (runIds.length === 0) return []
-  return attemptRows.all(conn, `WHERE ${inJson('run_id')} ORDER BY id`, JSON.stringify(runIds))
+/** The latest `last` attempts of each step (run id, step id), oldest first; one statement, bounded per step. */
+export function getAttemptsBySteps(conn: Connection, keys: readonly { runId: string; stepId: string }[], last: number) {
+  if (keys.length === 0) return []
+  return attemptRows.all(
+    conn,
+    `WHERE id IN (SELECT a.id FROM json_each(?) k JOIN step_attempts a ON a.id IN (
+       SELECT p.id FROM step_attempts p WHERE p.run_id = json_extract(k.value, '$[0]') AND p.step_id = json_extract(k.value, '$[1]')
+       ORDER BY p.attempt DESC LIMIT ?)) ORDER BY id`,
+    JSON.stringify(keys.map((k) => [k.runId, k.stepId])), last,
+  )
 }
 
 /** The newest run of each workflow (run ids sort by creation time). */

@@ -1,0 +1,1 @@
+CREATE INDEX `steps_run_order` ON `steps` (`run_id`,`id`);
