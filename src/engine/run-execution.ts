@@ -13,6 +13,8 @@ import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from '.
 import { resolveRetry, retryDelay } from './retry.ts'
 import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
 import { summarize, summarizeText, toJson, toJsonText } from './summary.ts'
+import { jsonSizeUpTo } from './expression-size.ts'
+import { bytesOver, clipMessage, formatBytes, sizeMessage } from './value-limits.ts'
 import { AttemptAbort, AttemptContext } from './attempt-context.ts'
 
 /** Items one forEach may fan out into. */
@@ -664,13 +666,25 @@ export class RunExecution {
       }
       checked = parsed.data
     }
+    const limit = this.host.limits.maxValueBytes
     try {
+      // Measured before it is serialised: a huge output is refused without making its text.
+      if (jsonSizeUpTo(checked, limit) > limit) {
+        this.attemptFailed(state, action, new NonRetryableError(`output is larger than the limit of ${formatBytes(limit)} (limits.maxValueBytes)`))
+        return
+      }
       // The JSON text is kept for the step row and the event's summary: stringified once.
       ;({ value: output, text: outputText } = toJsonText(checked))
     } catch (error) {
       // A cycle, a BigInt, or nesting deep enough to overflow the stack while serialising.
       const why = error instanceof RangeError ? 'it is nested too deeply' : errorMessage(error)
       this.attemptFailed(state, action, new NonRetryableError(`output cannot be stored as JSON: ${why}`))
+      return
+    }
+    // Escapes are not counted above.
+    const bytes = bytesOver(outputText, limit)
+    if (bytes !== undefined) {
+      this.attemptFailed(state, action, new NonRetryableError(sizeMessage('output', bytes, limit, 'limits.maxValueBytes')))
       return
     }
     this.rec.attemptEnded(state.node.id, state.attempts, 'SUCCEEDED', null)
@@ -745,7 +759,7 @@ export class RunExecution {
   }
 
   private attemptFailed(state: StepState, action: RegisteredAction, error: unknown): void {
-    const message = errorMessage(error)
+    const message = clipMessage(errorMessage(error), this.host.limits.maxMessageBytes)
     const attempt = state.attempts
     this.rec.attemptEnded(state.node.id, attempt, 'FAILED', message)
     const policy = resolveRetry(state.node.def.retry, action.definition.retry, this.spec.definition.retry)
@@ -781,7 +795,7 @@ export class RunExecution {
     ctx.progress = (fraction: number, message?: string) => {
       if (!isLive(state, token)) return
       const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
-      this.rec.noted(state, 'STEP_PROGRESS', { fraction: f, message: message ?? null })
+      this.rec.noted(state, 'STEP_PROGRESS', { fraction: f, message: message === undefined ? null : clipMessage(String(message), this.host.limits.maxMessageBytes) })
     }
     ctx.artifact = (file) => {
       // An abandoned attempt (timed out, cancelled) must not leave files behind.
@@ -795,7 +809,7 @@ export class RunExecution {
     }
     ctx.log = (message: string, data?: unknown) => {
       if (!isLive(state, token)) return
-      this.rec.noted(state, 'STEP_LOG', { message: String(message), data: summarize(data) })
+      this.rec.noted(state, 'STEP_LOG', { message: clipMessage(String(message), this.host.limits.maxMessageBytes), data: summarize(data) })
     }
     return ctx
   }
@@ -966,6 +980,8 @@ export class RunExecution {
       } else {
         ;({ value: output, text: outputText } = toJsonText(await resolveTemplates(expr, this.baseScope)))
       }
+      const bytes = bytesOver(outputText, this.host.limits.maxValueBytes)
+      if (bytes !== undefined) throw new Error(sizeMessage('the run output', bytes, this.host.limits.maxValueBytes, 'limits.maxValueBytes'))
     } catch (error) {
       const message = `output: ${errorMessage(error)}`
       this.transitionRun('FAILED', 'RUN_FAILED', { error: message }, { finished: true, error: message }, true)

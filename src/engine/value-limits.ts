@@ -34,9 +34,9 @@ export function formatBytes(bytes: number): string {
   return `${bytes} bytes`
 }
 
-/** "`what` is 17.0 MB; the limit is 16.0 MB" */
-export function sizeMessage(what: string, bytes: number, limit: number): string {
-  return `${what} is ${formatBytes(bytes)}; the limit is ${formatBytes(limit)}`
+/** "`what` is 17.0 MB; the limit is 16.0 MB (`setting`)" */
+export function sizeMessage(what: string, bytes: number, limit: number, setting?: string): string {
+  return `${what} is ${formatBytes(bytes)}; the limit is ${formatBytes(limit)}${setting ? ` (${setting})` : ''}`
 }
 
 /** Throws a ValidationError when `value`'s JSON text is larger than `limit` (a request's input, params or payload). */
