@@ -77,6 +77,22 @@ describe('typed errors', () => {
     expect(v.data!.validateWorkflow.issues[0]!.path).toBe('steps[0].action')
   })
 
+  it('validateWorkflow names a reserved step id and a __proto__ params key, from variables and inline literals alike', async () => {
+    t = await startTestServer()
+    const definition = JSON.parse('{"steps":[{"id":"__proto__","factory":"control","action":"noop","params":{"__proto__":"{{ input.x }}"}}]}')
+    const v = await t.request(ValidateWorkflowDocument, { definition })
+    expect(v.data!.validateWorkflow.valid).toBe(false)
+    expect(v.data!.validateWorkflow.issues.map((i) => i.path)).toEqual(['steps[0].params.__proto__', 'steps[0].id'])
+    // An inline object literal used to set the prototype instead of the key (the key vanished before validation).
+    const inline = await t.request('{ validateWorkflow(definition: { steps: [{ factory: "control", action: "noop", params: { __proto__: "{{ input.x }}" } }] }) { valid issues { path message } } }')
+    expect(inline.data).toEqual({
+      validateWorkflow: {
+        valid: false,
+        issues: [{ path: 'steps[0].params.__proto__', message: '"__proto__" cannot be a key: JavaScript objects take it as their prototype, so its value would be lost' }],
+      },
+    })
+  })
+
   it('unknown ids give NotFoundError, cancelling a finished run gives ConflictError', async () => {
     t = await startTestServer()
     const missing = await t.request(ExecuteWorkflowDocument, { workflowId: 'wf_doesnotexist' })

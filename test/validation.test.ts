@@ -185,6 +185,53 @@ describe('each kind of problem', () => {
     expect(result.issues).toEqual([{ path: 'steps[1].dependsOn[0]', message: 'unknown step "analyse" (did you mean "analyze"?)' }])
   })
 
+  it('step ids __proto__, constructor and prototype are refused, in groups too; other problems still reported', () => {
+    const result = o.workflows.validate({
+      steps: [
+        step({ id: '__proto__' }), step({ id: 'constructor' }),
+        { id: 'g', steps: [step({ id: 'prototype' }), step({ id: 'ok', dependsOn: ['missing'] })] },
+      ],
+    })
+    expect(result.issues).toEqual([
+      { path: 'steps[0].id', message: 'step id "__proto__" is reserved (JavaScript objects treat it specially: it would not resolve in steps.__proto__); choose another' },
+      { path: 'steps[1].id', message: expect.stringContaining('step id "constructor" is reserved') },
+      { path: 'steps[2].steps[0].id', message: expect.stringContaining('step id "prototype" is reserved') },
+      { path: 'steps[2].steps[1].dependsOn[0]', message: 'unknown step "missing"' },
+    ])
+  })
+
+  it('a "__proto__" key in params (at any depth) or the output is refused with its path; the parse used to drop it silently', () => {
+    const definition = JSON.parse(`{
+      "steps": [{ "id": "a", "factory": "media", "action": "create_media",
+                  "params": { "__proto__": "{{ input.x }}", "nested": { "__proto__": { "y": 1 } } } }],
+      "output": { "__proto__": "{{ steps.a.output }}" }
+    }`)
+    const message = '"__proto__" cannot be a key: JavaScript objects take it as their prototype, so its value would be lost'
+    expect(o.workflows.validate(definition).issues).toEqual([
+      { path: 'steps[0].params.__proto__', message },
+      { path: 'steps[0].params.nested.__proto__', message },
+      { path: 'output.__proto__', message },
+    ])
+  })
+
+  it('createWorkflow refuses a reserved step id or __proto__ param key and stores nothing; renamed, the same workflow runs', async () => {
+    const before = counts()
+    const reservedId = await rejection(o.createWorkflow('wf', {
+      steps: [{ id: 'constructor', factory: 'media', action: 'create_media', params: { v: 1 } }, { factory: 'media', action: 'create_media', params: { got: '{{ steps.constructor.output.v }}' } }],
+    }))
+    expect(reservedId.issues.map((i) => i.path)).toEqual(['steps[0].id'])
+    const protoKey = await rejection(o.createWorkflow('wf', JSON.parse('{"steps":[{"factory":"media","action":"create_media","params":{"__proto__":"{{ input.x }}"}}]}')))
+    expect(protoKey.issues.map((i) => i.path)).toEqual(['steps[0].params.__proto__'])
+    expect(counts()).toEqual(before)
+
+    const id = await o.createWorkflow('wf', {
+      steps: [{ id: 'first', factory: 'media', action: 'create_media', params: { v: 1 } }, { id: 'second', factory: 'media', action: 'create_media', params: { got: '{{ steps.first.output.v }}', proto: '{{ input.x }}' } }],
+    })
+    const run = await o.executeWorkflow(id, { x: 'kept' })
+    expect(run.status).toBe('SUCCEEDED')
+    expect(run.output).toEqual({ second: { got: 1, proto: 'kept' } })
+  })
+
   it('duplicate ids are reported at every repeat, also inside groups', () => {
     const result = o.workflows.validate({
       steps: [

@@ -14,7 +14,6 @@ interface Compiled {
   parts?: Part[]
 }
 
-const EXPRESSION = /\{\{([\s\S]+?)\}\}/g
 const cache = new Map<string, Compiled>()
 const CACHE_LIMIT = 10_000
 
@@ -77,28 +76,47 @@ function compileExpression(text: string): jsonata.Expression {
   }
 }
 
+/**
+ * The `{{ … }}` of a template, in order (the inside holds at least one character; the first `}}`
+ * closes). A scan with indexOf, not a lazy regex: on `{{{{{{…` without a `}}` the regex retried from
+ * every brace, quadratic in the length (a 40 KB string took ~1 s).
+ */
+function scanTemplate(text: string): { matches: { start: number; end: number; inner: string }[]; unclosed: boolean } {
+  const matches: { start: number; end: number; inner: string }[] = []
+  let from = 0
+  for (;;) {
+    const start = text.indexOf('{{', from)
+    if (start < 0) return { matches, unclosed: false }
+    const close = text.indexOf('}}', start + 3)
+    if (close < 0) return { matches, unclosed: true }
+    matches.push({ start, end: close + 2, inner: text.slice(start + 2, close) })
+    from = close + 2
+  }
+}
+
 function compileTemplate(text: string): Compiled {
   const hit = cache.get(text)
   if (hit) return hit
-  const matches = [...text.matchAll(EXPRESSION)]
+  const { matches, unclosed } = scanTemplate(text)
+  // Text left over between expressions must not open another one that never closes.
+  if (unclosed) throw new ExpressionError(text, "'{{' is never closed with '}}'")
   let compiled: Compiled
-  if (matches.length === 1 && matches[0]![0].length === text.trim().length) {
-    compiled = { whole: compileExpression(matches[0]![1]!) }
+  if (matches.length === 1 && matches[0]!.end - matches[0]!.start === text.trim().length) {
+    compiled = { whole: compileExpression(matches[0]!.inner) }
   } else {
+    // The same expression twice in one string is compiled once.
+    const seen = new Map<string, jsonata.Expression>()
     const parts: Part[] = []
     let last = 0
     for (const m of matches) {
-      if (m.index! > last) parts.push(text.slice(last, m.index))
-      parts.push(compileExpression(m[1]!))
-      last = m.index! + m[0].length
+      if (m.start > last) parts.push(text.slice(last, m.start))
+      let expr = seen.get(m.inner)
+      if (!expr) seen.set(m.inner, (expr = compileExpression(m.inner)))
+      parts.push(expr)
+      last = m.end
     }
     if (last < text.length) parts.push(text.slice(last))
     compiled = { parts }
-  }
-  // Text left over between expressions must not open another one that never closes.
-  const rest = text.replace(EXPRESSION, '')
-  if (rest.includes('{{')) {
-    throw new ExpressionError(text, "'{{' is never closed with '}}'")
   }
   if (cache.size >= CACHE_LIMIT) cache.clear()
   cache.set(text, compiled)

@@ -1,7 +1,7 @@
 // Factories: `defineFactory` for typed ones, and plain objects whose methods are actions (the seed
 // passes instances). The registry is what validation and dispatch look actions up in.
 import { z, type ZodType } from 'zod'
-import { closest, distance } from 'fastest-levenshtein'
+import { distance } from 'fastest-levenshtein'
 import type { ActionDefinition, FactoryDefinition, FactoryHealthResult } from './interfaces.ts'
 import { errorMessage } from './errors.ts'
 
@@ -150,11 +150,29 @@ export function normaliseFactory(name: string, factory: FactoryLike): Registered
   return { name, description, concurrency, ratePerSecond, actions, health }
 }
 
+/** Longest name given a suggestion: a typo of an identifier is short, and one comparison costs its length². */
+export const SUGGEST_MAX_NAME = 100
+/** Candidates looked at, at most, for one suggestion: the first ones given (callers give the likeliest first). */
+export const SUGGEST_MAX_CANDIDATES = 10_000
+
+/** ` (did you mean "x"?)` when a candidate is within a third of the name's length in edits (at least 2), else ''. */
 export function didYouMean(name: string, candidates: Iterable<string>): string {
-  const list = [...candidates]
-  if (list.length === 0) return ''
-  const best = closest(name, list)
-  return distance(name, best) <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean "${best}"?)` : ''
+  if (name.length > SUGGEST_MAX_NAME) return ''
+  const limit = Math.max(2, Math.floor(name.length / 3))
+  let best: string | undefined
+  let bestDistance = Infinity
+  let looked = 0
+  for (const candidate of candidates) {
+    if (looked++ >= SUGGEST_MAX_CANDIDATES) break
+    // A length that far off cannot be within `limit` edits: no need to compute the distance.
+    if (Math.abs(candidate.length - name.length) > limit) continue
+    const d = distance(name, candidate)
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  return best !== undefined && bestDistance <= limit ? ` (did you mean "${best}"?)` : ''
 }
 
 export class FactoryRegistry {

@@ -1,7 +1,8 @@
 // Turns a definition into the run graph: every step (nested groups flattened) keyed by a stable
 // path, with its dependencies resolved. Sequential levels chain steps n-1 → n; `dependsOn` always wins.
 import type { StepDefinition, ValidationIssue, WorkflowDefinition } from './interfaces.ts'
-import { didYouMean } from './factory.ts'
+import { suggestionBudget, type Suggest } from './definition-limits.ts'
+import { RESERVED_STEP_IDS, reservedStepIdMessage } from './reserved-names.ts'
 
 /** `forEach` fans out into one action per item at run time; `subworkflow` starts a child run. */
 export type NodeKind = 'action' | 'group' | 'forEach' | 'subworkflow'
@@ -33,7 +34,8 @@ export interface Graph {
   ordered: GraphNode[]
 }
 
-export function compileGraph(definition: WorkflowDefinition): { graph: Graph; issues: ValidationIssue[] } {
+/** `suggest` adds a did-you-mean to unknown ids; validation shares its budget across the whole definition. */
+export function compileGraph(definition: WorkflowDefinition, suggest: Suggest = suggestionBudget()): { graph: Graph; issues: ValidationIssue[] } {
   const issues: ValidationIssue[] = []
   const nodes = new Map<string, GraphNode>()
   const ordered: GraphNode[] = []
@@ -42,7 +44,12 @@ export function compileGraph(definition: WorkflowDefinition): { graph: Graph; is
 
   const addLevel = (defs: StepDefinition[], parent: GraphNode | null, parallel: boolean, pathPrefix: string) => {
     const siblings = new Map<string, string>()
-    const used = new Set(defs.map((d) => d.id).filter((id): id is string => !!id))
+    // Generated ids avoid every explicit id of the level and the reserved names.
+    const used = new Set<string>(RESERVED_STEP_IDS)
+    for (const d of defs) if (d.id) used.add(d.id)
+    // Per base name, the next suffix to try: every smaller one is taken, so 25,000 unnamed steps of
+    // one action cost 25,000 tries, not 25,000²/2.
+    const nextSuffix = new Map<string, number>()
     const levelNodes: GraphNode[] = []
     defs.forEach((def, index) => {
       const path = `${pathPrefix}steps[${index}]`
@@ -50,8 +57,16 @@ export function compileGraph(definition: WorkflowDefinition): { graph: Graph; is
       if (!local) {
         const base = def.action ?? `step_${index + 1}`
         local = base
-        for (let n = 2; used.has(local) || siblings.has(local); n++) local = `${base}_${n}`
+        if (used.has(local)) {
+          let n = nextSuffix.get(base) ?? 2
+          while (used.has(`${base}_${n}`)) n++
+          local = `${base}_${n}`
+          nextSuffix.set(base, n + 1)
+        }
         used.add(local)
+      } else if (RESERVED_STEP_IDS.has(local)) {
+        issues.push({ path: `${path}.id`, message: reservedStepIdMessage(local) })
+        local = `${local}#${index + 1}`
       } else if (siblings.has(local)) {
         issues.push({ path: `${path}.id`, message: `duplicate step id "${local}"` })
         // Still check the rest of this step, under a name no `dependsOn` can match (the definition is rejected anyway).
@@ -88,17 +103,27 @@ export function compileGraph(definition: WorkflowDefinition): { graph: Graph; is
   }
   addLevel(definition.steps, null, definition.parallel ?? false, '')
 
+  // Sibling ids first (the likelier meaning), then full paths; lazily, so a capped suggestion reads only what it compares.
+  function* candidates(siblings: Map<string, string>): Iterable<string> {
+    for (const k of siblings.keys()) if (!k.includes('#')) yield k
+    for (const k of nodes.keys()) if (!k.includes('#')) yield k
+  }
   for (const { node, names, siblings } of pendingDeps) {
+    // A Set beside node.deps: a step naming 100,000 dependencies must not compare each with all the others.
+    const deps = new Set(node.deps)
     names.forEach((name, i) => {
       const target = siblings.get(name) ?? (nodes.has(name) ? name : undefined)
       const at = `${node.path}.dependsOn[${i}]`
       if (!target) {
-        issues.push({ path: at, message: `unknown step "${name}"${didYouMean(name, [...siblings.keys(), ...nodes.keys()].filter((k) => !k.includes('#')))}` })
+        issues.push({ path: at, message: `unknown step "${name}"${suggest(name, candidates(siblings))}` })
       } else if (target === node.id) {
         issues.push({ path: at, message: `step "${node.id}" depends on itself (cycle ${node.id} → ${node.id})` })
       } else if (target.startsWith(`${node.id}.`) || node.id.startsWith(`${target}.`)) {
         issues.push({ path: at, message: `step "${node.id}" cannot depend on its own group or member "${target}"` })
-      } else if (!node.deps.includes(target)) node.deps.push(target)
+      } else if (!deps.has(target)) {
+        deps.add(target)
+        node.deps.push(target)
+      }
     })
     if (node.deps.length === 1) node.previous = node.deps[0]!
   }

@@ -1,14 +1,17 @@
 // Validation of a definition before anything is stored. Every problem is reported at once, each
 // with a path: shape, ids, dependencies and cycles, factories and actions (with a did-you-mean),
-// expressions, and literal params against the action's input schema.
+// expressions, and literal params against the action's input schema. The cost is linear in the
+// definition's size, whatever it holds (definition-limits.ts): a read token can ask for it.
 import type { ZodType } from 'zod'
 import type { StepDefinition, ValidationIssue, ValidationResult, WorkflowDefinition } from './interfaces.ts'
 import { workflowSchema, formatPath } from './definition.ts'
 import { compileGraph, type Graph } from './graph.ts'
 import { bareExpressionIssue, expressionIssues, hasExpression } from './expressions.ts'
-import { didYouMean, type FactoryRegistry } from './factory.ts'
+import type { FactoryRegistry } from './factory.ts'
 import { inputIssues } from './run-input.ts'
 import { pathDeeperThan } from './depth.ts'
+import { capIssues, hasTooManySteps, suggestionBudget, tooManyStepsIssue, type Suggest } from './definition-limits.ts'
+import { protoKeyIssues } from './reserved-names.ts'
 
 export interface ValidateOptions {
   /** Without a registry, factory and action names are not checked (a stand-alone WorkflowManager). */
@@ -35,32 +38,44 @@ export const MAX_DEFINITION_DEPTH = 64
 export function validateDefinition(input: unknown, options: ValidateOptions = {}): Validated {
   const deep = pathDeeperThan(input, MAX_DEFINITION_DEPTH)
   if (deep) return { result: { valid: false, issues: [{ path: formatPath(deep), message: `nested more than ${MAX_DEFINITION_DEPTH} levels deep` }] } }
+  if (hasTooManySteps(input)) return { result: { valid: false, issues: [tooManyStepsIssue()] } }
+  const suggest = suggestionBudget()
+  // Looked for before parsing: the parse drops a `__proto__` key of params without a word.
+  const reserved = protoKeyIssues(input)
   const parsed = workflowSchema.safeParse(input)
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }))
+    const issues = [...reserved, ...parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }))]
     // The names are checked too, so that a typo is not reported only after the shape is fixed.
-    if (options.registry) issues.push(...unknownNameIssues(input, options.registry))
-    return { result: { valid: false, issues } }
+    if (options.registry) append(issues, unknownNameIssues(input, options.registry, suggest))
+    return { result: { valid: false, issues: capIssues(issues) } }
   }
-  const definition = parsed.data
-  const { graph, issues } = compileGraph(definition)
+  const checked = checkDefinition(parsed.data, options, suggest)
+  const issues = reserved.length > 0 ? [...reserved, ...checked.issues] : checked.issues
+  const result = { valid: issues.length === 0, issues: capIssues(issues) }
+  return result.valid ? { result, definition: parsed.data, graph: checked.graph } : { result }
+}
+
+/** The checks of a parsed definition; inline sub-workflows (parsed with it) are checked in place, not parsed again. */
+function checkDefinition(definition: WorkflowDefinition, options: ValidateOptions, suggest: Suggest): { issues: ValidationIssue[]; graph: Graph } {
+  const { graph, issues } = compileGraph(definition, suggest)
   const { registry } = options
+  const listed = definition.factories ? new Set(definition.factories) : undefined
 
   if (definition.factories && registry) {
     definition.factories.forEach((name, i) => {
       if (!registry.has(name)) {
-        issues.push({ path: `factories[${i}]`, message: `unknown factory "${name}"${didYouMean(name, registry.names())}` })
+        issues.push({ path: `factories[${i}]`, message: `unknown factory "${name}"${suggest(name, registry.names())}` })
       }
     })
   }
-  if (definition.input) issues.push(...inputIssues(definition.input))
-  issues.push(...expressionIssues(definition.output, 'output'))
+  if (definition.input) append(issues, inputIssues(definition.input))
+  append(issues, expressionIssues(definition.output, 'output'))
 
   for (const node of graph.ordered) {
     const def = node.def
     const at = node.path
     if (def.template !== undefined || def.workflow !== undefined) {
-      issues.push(...subWorkflowIssues(def, at, options))
+      append(issues, subWorkflowIssues(def, at, options, suggest))
       continue
     }
     if (def.forEach !== undefined) {
@@ -78,7 +93,7 @@ export function validateDefinition(input: unknown, options: ValidateOptions = {}
     if (def.pool !== undefined && options.poolNames) {
       for (const name of Array.isArray(def.pool) ? def.pool : [def.pool]) {
         if (!options.poolNames.includes(name)) {
-          issues.push({ path: `${at}.pool`, message: `pool "${name}" is not configured${didYouMean(name, options.poolNames)}` })
+          issues.push({ path: `${at}.pool`, message: `pool "${name}" is not configured${suggest(name, options.poolNames)}` })
         }
       }
     }
@@ -86,23 +101,23 @@ export function validateDefinition(input: unknown, options: ValidateOptions = {}
       const problem = bareExpressionIssue(def.when)
       if (problem) issues.push({ path: `${at}.when`, message: problem })
     }
-    issues.push(...expressionIssues(def.params, `${at}.params`))
+    append(issues, expressionIssues(def.params, `${at}.params`))
     if ((node.kind !== 'action' && node.kind !== 'forEach') || !def.factory || !def.action) continue
 
-    if (definition.factories && !definition.factories.includes(def.factory)) {
+    if (listed && !listed.has(def.factory)) {
       issues.push({ path: `${at}.factory`, message: `factory "${def.factory}" is not listed in "factories"` })
     }
     if (!registry) continue
     const factory = registry.get(def.factory)
     if (!factory) {
-      issues.push({ path: `${at}.factory`, message: `unknown factory "${def.factory}"${didYouMean(def.factory, registry.names())}` })
+      issues.push({ path: `${at}.factory`, message: `unknown factory "${def.factory}"${suggest(def.factory, registry.names())}` })
       continue
     }
     const action = factory.actions.get(def.action)
     if (!action) {
       issues.push({
         path: `${at}.action`,
-        message: `factory "${def.factory}" has no action "${def.action}"${didYouMean(def.action, factory.actions.keys())}`,
+        message: `factory "${def.factory}" has no action "${def.action}"${suggest(def.action, factory.actions.keys())}`,
       })
       continue
     }
@@ -110,14 +125,12 @@ export function validateDefinition(input: unknown, options: ValidateOptions = {}
     if (!schema) continue
     const params = def.params ?? options.boundParams
     if (params === undefined && options.paramsBoundLater) continue
-    issues.push(...literalParamIssues(schema, params ?? {}, `${at}.params`))
+    append(issues, literalParamIssues(schema, params ?? {}, `${at}.params`))
   }
-  const result = { valid: issues.length === 0, issues }
-  return result.valid ? { result, definition, graph } : { result }
+  return { issues, graph }
 }
-
 /** Unknown factories and actions of a definition whose shape is wrong: every step (nested too) that names them as strings. */
-function unknownNameIssues(input: unknown, registry: FactoryRegistry): ValidationIssue[] {
+function unknownNameIssues(input: unknown, registry: FactoryRegistry, suggest: Suggest): ValidationIssue[] {
   const issues: ValidationIssue[] = []
   const walk = (steps: unknown, at: string): void => {
     if (!Array.isArray(steps)) return
@@ -128,9 +141,9 @@ function unknownNameIssues(input: unknown, registry: FactoryRegistry): Validatio
       walk(nested, `${path}.steps`)
       if (typeof factory !== 'string' || factory === '') return
       const known = registry.get(factory)
-      if (!known) issues.push({ path: `${path}.factory`, message: `unknown factory "${factory}"${didYouMean(factory, registry.names())}` })
+      if (!known) issues.push({ path: `${path}.factory`, message: `unknown factory "${factory}"${suggest(factory, registry.names())}` })
       else if (typeof action === 'string' && action !== '' && !known.actions.has(action)) {
-        issues.push({ path: `${path}.action`, message: `factory "${factory}" has no action "${action}"${didYouMean(action, known.actions.keys())}` })
+        issues.push({ path: `${path}.action`, message: `factory "${factory}" has no action "${action}"${suggest(action, known.actions.keys())}` })
       }
     })
   }
@@ -151,13 +164,13 @@ function literalParamIssues(schema: ZodType, params: Record<string, unknown>, pa
     const field = shape[key]
     if (!field || hasExpression(value)) continue
     const r = field.safeParse(value)
-    if (!r.success) issues.push(...r.error.issues.map((i) => ({ path: formatPath(i.path, `${path}.${key}`), message: i.message })))
+    if (!r.success) append(issues, r.error.issues.map((i) => ({ path: formatPath(i.path, `${path}.${key}`), message: i.message })))
   }
   return issues
 }
 
 /** A sub-workflow step names a template that exists, or holds a valid inline workflow. */
-function subWorkflowIssues(def: StepDefinition, at: string, options: ValidateOptions): ValidationIssue[] {
+function subWorkflowIssues(def: StepDefinition, at: string, options: ValidateOptions, suggest: Suggest): ValidationIssue[] {
   const issues: ValidationIssue[] = []
   if (def.template !== undefined && def.workflow !== undefined) issues.push({ path: at, message: 'give either template or workflow, not both' })
   if (def.factory || def.action || def.steps || def.forEach !== undefined) {
@@ -166,10 +179,15 @@ function subWorkflowIssues(def: StepDefinition, at: string, options: ValidateOpt
   if (def.template !== undefined && options.templateExists && !options.templateExists(def.template)) {
     issues.push({ path: `${at}.template`, message: `unknown template "${def.template}"` })
   }
-  issues.push(...expressionIssues(def.params, `${at}.params`))
+  append(issues, expressionIssues(def.params, `${at}.params`))
   if (def.workflow !== undefined) {
-    const inner = validateDefinition(def.workflow, { registry: options.registry, templateExists: options.templateExists, poolNames: options.poolNames })
-    for (const issue of inner.result.issues) issues.push({ path: `${at}.workflow.${issue.path}`, message: issue.message })
+    const inner = checkDefinition(def.workflow, { registry: options.registry, templateExists: options.templateExists, poolNames: options.poolNames }, suggest)
+    for (const issue of inner.issues) issues.push({ path: `${at}.workflow.${issue.path}`, message: issue.message })
   }
   return issues
+}
+
+/** `issues.push(...more)` passes every issue as an argument: past ~100,000 of them that overflows the stack. */
+function append(issues: ValidationIssue[], more: readonly ValidationIssue[]): void {
+  for (const issue of more) issues.push(issue)
 }

@@ -101,7 +101,8 @@ function literal(ast: ValueNode, variables: Record<string, unknown> | undefined)
       return ast.values.map((v) => literal(v, variables))
     case Kind.OBJECT: {
       const out: Record<string, unknown> = {}
-      for (const field of ast.fields) out[field.name.value] = literal(field.value, variables)
+      // defineProperty: `out.__proto__ = v` would set the prototype and lose the key before validation can name it.
+      for (const field of ast.fields) Object.defineProperty(out, field.name.value, { value: literal(field.value, variables), enumerable: true, writable: true, configurable: true })
       return out
     }
     case Kind.VARIABLE:
