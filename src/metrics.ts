@@ -22,6 +22,7 @@ export function metricsText(orchestrator: ProjectOrchestrator, server: { wsClien
   gauge('conveyor_wal_checkpoint_passes_total', 'WAL checkpoint passes on the background thread (0 while commits still checkpoint).', [[{}, checkpoints?.passes ?? 0]])
   gauge('conveyor_wal_checkpoint_errors_total', 'Background WAL checkpoint passes that failed.', [[{}, checkpoints?.errors ?? 0]])
   gauge('conveyor_wal_frames', 'Pages in the WAL at the last background checkpoint pass.', [[{}, checkpoints?.frames ?? 0]])
+  gauge('conveyor_wal_checkpoint_interval_seconds', 'Wait before the next background checkpoint pass (grows while the database is idle; 0 while commits still checkpoint).', [[{}, (checkpoints?.intervalMs ?? 0) / 1000]])
   const memory = process.memoryUsage()
   gauge('conveyor_process_resident_bytes', 'Resident set size of the server process.', [[{}, memory.rss]])
   gauge('conveyor_process_heap_used_bytes', 'V8 heap in use.', [[{}, memory.heapUsed]])
