@@ -12,7 +12,7 @@ import type { Logger } from 'pino'
 import { schema, type GraphQLContext } from './schema/index.ts'
 import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
 import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
-import { metricsText } from './metrics.ts'
+import { metricsText, watchEventLoopLag } from './metrics.ts'
 import { serveArtifact } from './artifact-route.ts'
 import { DEFAULT_MAX_UNREAD_BYTES, flowControl } from './ws-flow-control.ts'
 import { DEFAULT_MAX_STALL_MS, limitStalledStreams } from './sse-flow-control.ts'
@@ -128,6 +128,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           },
   })
 
+  // Sampled from now on, so the first scrape of /metrics already has a lag to show.
+  watchEventLoopLag()
   const maxBody = options.maxBodyBytes ?? 1024 * 1024
   // Plain routes (metrics, artifact downloads) under auth: any valid token, since every scope includes read.
   const routeAllowed = (req: IncomingMessage, res: ServerResponse): boolean => {
