@@ -7,8 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 
-type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
-type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void | Promise<void>
+type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void | PromiseLike<unknown>
+type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void | PromiseLike<unknown>
 
 export function guardRequest(logger: Logger, handle: RequestHandler): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -23,8 +23,9 @@ export function guardRequest(logger: Logger, handle: RequestHandler): (req: Inco
       res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: 'internal server error' }] }))
     }
     try {
+      // Yoga's handler returns a promise or not, depending on the request.
       const pending = handle(req, res)
-      if (pending) pending.catch(fail)
+      if (pending && typeof pending.then === 'function') Promise.resolve(pending).catch(fail)
     } catch (error) {
       fail(error)
     }
@@ -41,7 +42,7 @@ export function guardUpgrade(logger: Logger, handle: UpgradeHandler): (req: Inco
     }
     try {
       const pending = handle(req, socket, head)
-      if (pending) pending.catch(fail)
+      if (pending && typeof pending.then === 'function') Promise.resolve(pending).catch(fail)
     } catch (error) {
       fail(error)
     }

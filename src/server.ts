@@ -172,7 +172,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       tooLarge()
       return
     }
-    if (req.headers['transfer-encoding'] === undefined) return yoga(req, res) as Promise<void>
+    if (req.headers['transfer-encoding'] === undefined) return yoga(req, res)
     // A chunked body has no declared length: read it under the limit, then hand it to yoga.
     return readLimited(req, maxBody).then(
       async (body) => {
