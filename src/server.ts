@@ -12,7 +12,7 @@ import type { Logger } from 'pino'
 import { schema, type GraphQLContext } from './schema/index.ts'
 import type { ProjectOrchestrator } from './engine/project-orchestrator.ts'
 import { GRAPHIQL_EXAMPLES } from './graphiql-examples.ts'
-import { metricsText } from './metrics.ts'
+import { metricsText, watchEventLoopLag } from './metrics.ts'
 import { serveArtifact } from './artifact-route.ts'
 import { DEFAULT_MAX_UNREAD_BYTES, flowControl } from './ws-flow-control.ts'
 import { DEFAULT_MAX_STALL_MS, limitStalledStreams } from './sse-flow-control.ts'
@@ -27,6 +27,7 @@ import {
 } from './access.ts'
 import { RevocationWatch } from './revocation.ts'
 import { ArtifactLinks } from './artifact-links.ts'
+import { guardRequest, guardUpgrade } from './route-guard.ts'
 
 export interface ServerOptions {
   orchestrator: ProjectOrchestrator
@@ -127,6 +128,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           },
   })
 
+  // Sampled from now on, so the first scrape of /metrics already has a lag to show.
+  watchEventLoopLag()
   const maxBody = options.maxBodyBytes ?? 1024 * 1024
   // Plain routes (metrics, artifact downloads) under auth: any valid token, since every scope includes read.
   const routeAllowed = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -134,48 +137,57 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (!auth.ok) refuse(res, 401, auth.reason, { 'www-authenticate': 'Bearer' })
     return auth.ok
   }
-  const server = createServer((req, res) => {
+  // Every route inside guardRequest: whatever one throws (sync or async) is a 500 and a log line,
+  // never an exception that ends the process (route-guard.ts).
+  const server = createServer(guardRequest(logger, (req, res) => {
     if (!authRequired && !hostAllowed(req, allowedHosts)) {
       refuse(res, 403, `Host "${req.headers.host}" is not allowed: with auth off the server answers only to loopback names (add it to server.allowedHosts, or turn auth on)`)
       return
     }
+    if (req.headers.host !== undefined && !hostParses(req.headers.host)) {
+      // Yoga (and forward's URL below) would fail on it; with auth off hostAllowed has refused it already.
+      refuse(res, 400, 'invalid Host header')
+      return
+    }
     const [path = '/', search = ''] = (req.url ?? '/').split('?', 2)
     if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', activeRuns: orchestrator.coordinator.activeRuns, durability: orchestrator.context.conn.durability }))
+      // The body first: if it fails, nothing is sent yet and the guard can still answer 500.
+      const body = JSON.stringify({ status: 'ok', activeRuns: orchestrator.coordinator.activeRuns, durability: orchestrator.context.conn.durability })
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body)
       return
     }
     if (path === '/metrics') {
       if (authRequired && !routeAllowed(req, res)) return
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metricsText(orchestrator, { wsClients: wss.clients.size }))
+      const body = metricsText(orchestrator, { wsClients: wss.clients.size })
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(body)
       return
     }
     if (path.startsWith('/artifacts/') && (req.method === 'GET' || req.method === 'HEAD')) {
       // A signed link from the API (artifact-links.ts) or a bearer token.
       if (links && !links.verify(path.split('/')[2] ?? '', new URLSearchParams(search)) && !routeAllowed(req, res)) return
-      serveArtifact(orchestrator, path, req.method, res)
-      return
+      return serveArtifact(orchestrator, path, req.method, res)
     }
     const tooLarge = () => refuse(res, 413, `request body exceeds ${maxBody} bytes`, { connection: 'close' })
     if (Number(req.headers['content-length'] ?? 0) > maxBody) {
       tooLarge()
       return
     }
-    if (req.headers['transfer-encoding'] === undefined) {
-      void yoga(req, res)
-      return
-    }
+    if (req.headers['transfer-encoding'] === undefined) return yoga(req, res)
     // A chunked body has no declared length: read it under the limit, then hand it to yoga.
-    void readLimited(req, maxBody).then(
+    return readLimited(req, maxBody).then(
       async (body) => {
         if (body) await forward(yoga, req, res, body)
         else tooLarge()
       },
-      () => res.destroy(),
+      () => {
+        res.destroy()
+      },
     )
-  })
+  }))
 
+  // noServer: the upgrade listener is ours, so that it runs inside guardUpgrade like the routes.
   const wss = new WebSocketServer({
-    server,
+    noServer: true,
     path: PATH,
     maxPayload: maxBody,
     verifyClient: (info, done) => {
@@ -183,6 +195,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return originAllowed(info.req, corsOrigins) ? done(true) : done(false, 403, 'Forbidden origin')
     },
   })
+  server.on('upgrade', guardUpgrade(logger, (req, socket, head) => {
+    wss.handleUpgrade(req, socket, head, (client) => {
+      // The handshake is answered: a failure from here on can only close the WebSocket.
+      try {
+        wss.emit('connection', client, req)
+      } catch (error) {
+        client.terminate()
+        throw error
+      }
+    })
+  }))
   flowControl(wss, { maxUnreadBytes: options.maxBufferedBytes ?? DEFAULT_MAX_UNREAD_BYTES, logger })
   const stalls = limitStalledStreams(server, options.maxStallMs ?? DEFAULT_MAX_STALL_MS, logger)
   // Last, so the frames the other wrappers see are the real ones.
@@ -268,6 +291,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
+  }
+}
+
+/** Whether a Host header value is a host (and port) a URL can be made of. */
+function hostParses(host: string): boolean {
+  try {
+    return new URL(`http://${host}/`).host !== ''
+  } catch {
+    return false
   }
 }
 

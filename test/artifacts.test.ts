@@ -1,5 +1,6 @@
 // Artifacts: files an action stores through ctx.artifact, listed on runs and steps, downloadable.
 import { afterEach, describe, expect, it } from 'vitest'
+import { mkdirSync, rmSync } from 'node:fs'
 import { files } from './fixtures/files-factory.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { CreateWorkflowDocument, ExecuteWorkflowDocument } from './generated/graphql.ts'
@@ -54,5 +55,65 @@ describe('artifacts', () => {
     expect(result.status).toBe('FAILED')
     expect(result.steps.write!.error).toMatch(/not allowed/)
     expect(t.orchestrator.catalog.artifactsByRunIds([result.runId])).toEqual([])
+  })
+})
+
+describe('artifact types', () => {
+  const write = (id: string, name: string, mimeType: string) => ({ id, factory: 'files', action: 'write', params: { name, text: id, mimeType } })
+
+  it('a type that could not be a header is stored as application/octet-stream; its download and the server are fine', async () => {
+    t = await startTestServer({ factories: { files } })
+    const id = await t.orchestrator.createWorkflow('types', {
+      steps: [
+        write('crlf', 'a.txt', 'text/plain\r\nX-Evil: 1'),
+        write('unicode', 'b.txt', 'text/plain; charset=✓'),
+        write('empty', 'c.txt', ''),
+        write('params', 'd.csv', 'text/csv; charset=utf-8; header="present"'),
+      ],
+    })
+    const result = await t.orchestrator.executeWorkflow(id)
+    expect(result.status, JSON.stringify(result)).toBe('SUCCEEDED')
+    const types = Object.fromEntries(Object.entries(result.steps).map(([step, s]) => [step, (s.output as { mimeType: string }).mimeType]))
+    expect(types).toEqual({
+      crlf: 'application/octet-stream', unicode: 'application/octet-stream', empty: 'application/octet-stream',
+      params: 'text/csv; charset=utf-8; header="present"',
+    })
+    const origin = new URL(t.url).origin
+    for (const artifact of t.orchestrator.catalog.artifactsByRunIds([result.runId])) {
+      const download = await fetch(`${origin}/artifacts/${artifact.id}/${artifact.name}`)
+      expect(download.status).toBe(200)
+      expect(download.headers.get('content-type')).toBe(types[artifact.stepId!])
+      expect(download.headers.get('x-evil')).toBeNull()
+      expect(await download.text()).toBe(artifact.stepId)
+    }
+    expect((await fetch(`${origin}/healthz`)).status).toBe(200)
+  })
+
+  it('a row stored before types were checked is served as application/octet-stream', async () => {
+    t = await startTestServer({ factories: { files } })
+    const result = await t.orchestrator.executeWorkflow(await t.orchestrator.createWorkflow('old', { steps: [write('one', 'a.txt', 'text/plain')] }))
+    const [artifact] = t.orchestrator.catalog.artifactsByRunIds([result.runId])
+    const origin = new URL(t.url).origin
+    // What an earlier version stored as given (the download then threw ERR_INVALID_CHAR and ended the process).
+    for (const stored of ['text/html\r\nX-Evil: 1', 'text/plain; name=✓']) {
+      t.orchestrator.context.conn.sqlite.prepare('update artifacts set mime_type = ? where id = ?').run(stored, artifact!.id)
+      const download = await fetch(`${origin}/artifacts/${artifact!.id}/a.txt`)
+      expect(download.status).toBe(200)
+      expect(download.headers.get('content-type')).toBe('application/octet-stream')
+      expect(download.headers.get('x-evil')).toBeNull()
+      expect(await download.text()).toBe('one')
+    }
+    expect((await fetch(`${origin}/healthz`)).status).toBe(200)
+  })
+
+  it('a stored file that became something else than a file is a 404, not a read error', async () => {
+    t = await startTestServer({ factories: { files } })
+    const result = await t.orchestrator.executeWorkflow(await t.orchestrator.createWorkflow('gone', { steps: [write('one', 'a.txt', 'text/plain')] }))
+    const [artifact] = t.orchestrator.catalog.artifactsByRunIds([result.runId])
+    rmSync(artifact!.path)
+    mkdirSync(artifact!.path)
+    const origin = new URL(t.url).origin
+    expect((await fetch(`${origin}/artifacts/${artifact!.id}/a.txt`)).status).toBe(404)
+    expect((await fetch(`${origin}/healthz`)).status).toBe(200)
   })
 })

@@ -12,6 +12,7 @@ import {
   orchestratorFromConfig, ValidationError, type ConveyorConfig, type ProjectOrchestrator, type RunEvent, type WorkflowDefinition,
 } from '../src/index.ts'
 import { httpFactory, parseRetryAfter } from '../src/engine/factories/http.ts'
+import { ADDRESS_REFUSED, hostPolicy } from '../src/engine/factories/http-hosts.ts'
 import { retryDelay, resolveRetry } from '../src/engine/retry.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
 import { ExecuteWorkflowDocument, CreateWorkflowDocument, RunDocument } from './generated/graphql.ts'
@@ -340,9 +341,51 @@ describe('http.request: the host allow-list', () => {
     expect(fetched.filter((u) => !u.startsWith(server.origin))).toEqual([])
   })
 
+  it('private addresses are refused through a wildcard, even "*", in every form; public neighbours are not', async () => {
+    const o = orchestrator({ allowedHosts: ['*'] })
+    for (const [url, range] of [
+      ['http://10.1.2.3/', '10.0.0.0/8'],
+      ['http://172.16.0.1:8080/', '172.16.0.0/12'],
+      ['http://172.31.255.255/', '172.16.0.0/12'],
+      ['http://192.168.1.1/', '192.168.0.0/16'],
+      ['http://100.64.0.1/', '100.64.0.0/10'],
+      ['http://100.127.255.254/', '100.64.0.0/10'],
+      ['http://[fd12:3456::1]/', 'fc00::/7'],
+      ['http://[fc00::1]/', 'fc00::/7'],
+      ['http://[::ffff:10.0.0.1]/', '10.0.0.0/8'],
+      ['http://[::ffff:c0a8:1]/', '192.168.0.0/16'],
+      ['http://167772161/', '10.0.0.0/8'], // 10.0.0.1 as one number
+    ] as const) {
+      expect(await blocked(o, url), url).toMatch(new RegExp(`host \\S+ is not allowed: a wildcard does not reach private addresses .*or its range \\("${range.replace(/[./]/g, '\\$&')}"\\)`))
+    }
+    expect(fetched).toEqual([])
+    // Just outside each range: public, so "*" allows them (validation only: nothing is run).
+    for (const url of ['http://172.32.0.1/', 'http://100.128.0.1/', 'http://11.0.0.1/', 'http://192.169.0.1/', 'http://[fe00::1]/']) {
+      await expect(o.createWorkflow('public', { steps: [{ factory: 'http', action: 'request', params: { url } }] }), url).resolves.toBeTruthy()
+    }
+  })
+
+  it('a range entry ("10.0.0.0/8") or an exact address allows private addresses, never a sensitive one', async () => {
+    const o = orchestrator({ allowedHosts: ['10.0.0.0/8', 'fd00::/8', '192.168.1.7:8443'] })
+    const validates = (url: string) => o.createWorkflow('ranged', { steps: [{ factory: 'http', action: 'request', params: { url } }] })
+    for (const url of ['http://10.20.30.40:9000/', 'http://[::ffff:10.0.0.1]/', 'http://[fd00::5]/', 'https://192.168.1.7:8443/']) {
+      await expect(validates(url), url).resolves.toBeTruthy()
+    }
+    for (const url of ['http://192.168.1.7/', 'http://172.16.0.1/', 'http://[fc00::1]/', 'http://8.8.8.8/']) {
+      await expect(validates(url), url).rejects.toThrow(/not allowed by the http factory's allowedHosts/)
+    }
+    const wide = orchestrator({ allowedHosts: ['0.0.0.0/0'] })
+    expect(await blocked(wide, 'http://169.254.169.254/')).toMatch(/must be listed exactly .*is link-local/)
+    expect(await blocked(wide, `${server.origin}/x`)).toMatch(/must be listed exactly .*is loopback/)
+    expect(fetched).toEqual([])
+  })
+
   it('bad allow-list entries are refused when the factory is made', () => {
     expect(() => orchestratorFromConfig({ http: { allowedHosts: ['https://api.example.com'] } })).toThrow(/not a URL/)
     expect(() => orchestratorFromConfig({ http: { allowedHosts: ['api.*.com'] } })).toThrow(/wildcard/)
+    for (const range of ['10.0.0.0/33', 'fd00::/129', 'example.com/8', '10.0.0.1.5/8', '::ffff:10.0.0.0/104']) {
+      expect(() => orchestratorFromConfig({ http: { allowedHosts: [range] } }), range).toThrow(/address range|IPv4 form/)
+    }
   })
 })
 
@@ -392,6 +435,42 @@ describe('http.request: addresses DNS gives', () => {
     }
     expect(asked).toEqual(['rebind.test', 'v6.test', 'meta.test', 'mixed.test', 'self.test'])
     expect(server.seen).toEqual([])
+  })
+
+  it('a name allowed by a wildcard that resolves to a private address is refused at connect time, without retry', async () => {
+    const { o, asked } = withDns(['*'], {
+      'intra.test': ['10.0.0.5'],
+      'cgnat.test': ['100.64.1.1'],
+      'ula.test': ['fd00::5'],
+      'mapped.test': ['::ffff:192.168.0.9'],
+      'mixed.test': ['203.0.113.7', '172.20.0.1'],
+    })
+    const cases: [string, RegExp][] = [
+      ['http://intra.test/', /^host intra\.test resolves to 10\.0\.0\.5 \(private\), which is not allowed: list "10\.0\.0\.5:80" or its range \("10\.0\.0\.0\/8"\)/],
+      ['http://cgnat.test/', /resolves to 100\.64\.1\.1 \(private\).*"100\.64\.0\.0\/10"/],
+      ['https://ula.test/', /resolves to fd00::5 \(private\).*"\[fd00::5\]:443" or its range \("fc00::\/7"\)/],
+      ['http://mapped.test/', /resolves to ::ffff:192\.168\.0\.9 \(private\).*"192\.168\.0\.0\/16"/],
+      ['http://mixed.test/', /resolves to 172\.20\.0\.1 \(private\)/],
+    ]
+    for (const [url, message] of cases) {
+      const { step } = await runOne(o, { params: { url } })
+      expect(step, url).toMatchObject({ status: 'FAILED', attempts: 1, error: expect.stringMatching(message) })
+    }
+    expect(asked).toEqual(['intra.test', 'cgnat.test', 'ula.test', 'mapped.test', 'mixed.test'])
+  })
+
+  it('a name resolving to a private address passes the check when its range or the name itself is listed', async () => {
+    // The resolver is called directly: a passed check would connect to that private address.
+    const answer = (allowedHosts: string[], url: string, addresses: string[]) =>
+      new Promise<{ code?: string } | null>((resolve) => {
+        const { lookup } = fakeDns({ [new URL(url).hostname]: addresses })
+        hostPolicy(allowedHosts, { lookup }).lookupFor(new URL(url))(new URL(url).hostname, { all: true }, (error) => resolve(error))
+      })
+    expect(await answer(['*.corp.test', '10.0.0.0/8'], 'http://svc.corp.test/', ['10.9.8.7'])).toBeNull()
+    expect(await answer(['*.corp.test', 'fc00::/7'], 'http://svc.corp.test/', ['fd00::1'])).toBeNull()
+    expect(await answer(['db.corp.test'], 'http://db.corp.test/', ['192.168.3.4'])).toBeNull()
+    expect(await answer(['*.corp.test', '10.0.0.0/8'], 'http://svc.corp.test/', ['192.168.3.4'])).toMatchObject({ code: ADDRESS_REFUSED })
+    expect(await answer(['db.corp.test', '10.0.0.0/8'], 'http://db.corp.test/', ['127.0.0.1'])).toMatchObject({ code: ADDRESS_REFUSED })
   })
 
   it("this machine's own address in a URL is refused through a wildcard: at validation when literal, at run time when computed", async () => {

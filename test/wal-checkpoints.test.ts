@@ -50,6 +50,32 @@ describe('background WAL checkpoints', () => {
     expect(again.sqlite.pragma('integrity_check', { simple: true })).toBe('ok')
   })
 
+  it('an idle database is checkpointed less and less often, and at the fast rate again once commits come', async () => {
+    const path = join(opened.tempDir('conveyor-wal-'), 'c.db')
+    const c = opened.track(new Connection(path, { backgroundCheckpoints: { afterWalBytes: 1, intervalMs: 10, maxIntervalMs: 80, checkEveryMs: 0 } }))
+    write(c, 20)
+    const checkpointer = c.checkpointer!
+    expect(checkpointer.stats.intervalMs).toBe(10)
+    // Nothing is written from here: every pass finds nothing new, and the wait doubles at each one.
+    const seen: number[] = []
+    await until(() => {
+      if (seen.at(-1) !== checkpointer.stats.intervalMs) seen.push(checkpointer.stats.intervalMs)
+      return checkpointer.stats.intervalMs === 80
+    })
+    // Only ever up (a poll may miss a step): 10 → 20 → 40 → 80.
+    expect(seen).toEqual([...seen].sort((a, b) => a - b))
+    expect(seen.every((ms) => [10, 20, 40, 80].includes(ms))).toBe(true)
+    // It stays at the cap over the next idle passes.
+    const atCap = checkpointer.stats.passes
+    await until(() => checkpointer.stats.passes >= atCap + 3)
+    expect(checkpointer.stats.intervalMs).toBe(80)
+    // A commit: the next pass finds it and the fast rate is back.
+    write(c, 1, 20)
+    checkpointer.nudge()
+    await until(() => checkpointer.stats.intervalMs === 10)
+    expect(checkpointer.stats.errors).toBe(0)
+  })
+
   it('a worker that ends early hands checkpoints back to the commits', async () => {
     const path = join(opened.tempDir('conveyor-wal-'), 'c.db')
     const c = opened.track(new Connection(path, { backgroundCheckpoints: { afterWalBytes: 1, checkEveryMs: 0 } }))
@@ -92,5 +118,6 @@ describe('background WAL checkpoints', () => {
     const passes = Number(/^conveyor_wal_checkpoint_passes_total (\d+)$/m.exec(metricsText(o))?.[1])
     expect(passes).toBeGreaterThan(0)
     expect(metricsText(o)).toMatch(/^conveyor_wal_checkpoint_errors_total 0$/m)
+    expect(Number(/^conveyor_wal_checkpoint_interval_seconds (\S+)$/m.exec(metricsText(o))?.[1])).toBeGreaterThanOrEqual(0.1)
   })
 })

@@ -5,19 +5,32 @@
 const { parentPort, workerData } = require('node:worker_threads')
 const Database = require(workerData.driver)
 
-const { path, intervalMs, restartFrames, busyTimeoutMs, closed } = workerData
+const { path, intervalMs, maxIntervalMs, restartFrames, busyTimeoutMs, closed } = workerData
 const db = new Database(path, { fileMustExist: true })
 db.pragma(`busy_timeout = ${busyTimeoutMs}`)
 
+// An idle database needs no pass every `intervalMs`: while passes find nothing new (no commit since
+// the last one, by `data_version`, and the WAL all copied back), the wait doubles up to
+// `maxIntervalMs`; the first pass that finds a commit brings it back to `intervalMs`.
+let interval = intervalMs
+let seenVersion
+let timer
+
 function pass() {
   try {
+    // Changes only when another connection (the main one) has committed since this one last asked.
+    const version = db.pragma('data_version', { simple: true })
     // PASSIVE copies what it can without waiting for the writer or readers.
     let [r] = db.pragma('wal_checkpoint(PASSIVE)')
     // A writer that never pauses can keep the WAL from being reused: past the bound, one RESTART
     // (it waits for the writer between two commits) lets the next commit write from its start.
     if (r.log > restartFrames) [r] = db.pragma('wal_checkpoint(RESTART)')
-    parentPort.postMessage({ type: 'pass', frames: r.log, copied: r.checkpointed, busy: r.busy === 1 })
+    const idle = version === seenVersion && r.busy === 0 && r.checkpointed === r.log
+    seenVersion = version
+    interval = idle ? Math.min(maxIntervalMs, interval * 2) : intervalMs
+    parentPort.postMessage({ type: 'pass', frames: r.log, copied: r.checkpointed, busy: r.busy === 1, intervalMs: interval })
   } catch (error) {
+    interval = intervalMs
     parentPort.postMessage({ type: 'error', message: String(error && error.message), code: error && error.code })
   }
 }
@@ -33,12 +46,22 @@ function truncate() {
   }
 }
 
-const timer = setInterval(pass, intervalMs)
+function schedule() {
+  timer = setTimeout(() => {
+    pass()
+    schedule()
+  }, interval)
+}
+
+schedule()
 parentPort.on('message', (m) => {
-  if (m === 'pass') pass()
-  else if (m === 'truncate') truncate()
+  if (m === 'pass') {
+    clearTimeout(timer)
+    pass()
+    schedule()
+  } else if (m === 'truncate') truncate()
   else if (m === 'close') {
-    clearInterval(timer)
+    clearTimeout(timer)
     db.close()
     parentPort.close()
     // The main thread waits on this (Atomics.wait) before it closes its own connection.

@@ -2,14 +2,17 @@
 // that crosses `wal_autocheckpoint` pages: that commit copies the WAL back into the database file
 // and syncs it, and the event loop waits for the disk (more than half of the time of a busy
 // commit stream here, see BENCHMARKS.md). Once started, the main connection never checkpoints on
-// commit; a worker thread does it every `intervalMs` on a connection of its own.
+// commit; a worker thread does it every `intervalMs` on a connection of its own (less often while
+// nothing is committed: the wait doubles up to `maxIntervalMs`).
 import { Worker } from 'node:worker_threads'
 import { createRequire } from 'node:module'
 import type Database from 'better-sqlite3'
 
 export interface WalCheckpointerOptions {
-  /** Time between two checkpoint passes. */
+  /** Time between two checkpoint passes while commits come in. Default 100 ms. */
   intervalMs?: number
+  /** While passes find no new commit, the time between them doubles up to this. Default 3,200 ms. */
+  maxIntervalMs?: number
   /** WAL frames (pages) past which a pass waits for a pause between commits to reuse the WAL. */
   restartFrames?: number
   busyTimeoutMs?: number
@@ -29,12 +32,14 @@ export interface CheckpointStats {
   copied: number
   errors: number
   lastError: string | undefined
+  /** The wait before the next pass: `intervalMs`, or longer while the database is idle. */
+  intervalMs: number
 }
 
 const driver = createRequire(import.meta.url).resolve('better-sqlite3')
 
 export class WalCheckpointer {
-  readonly stats: CheckpointStats = { passes: 0, frames: 0, copied: 0, errors: 0, lastError: undefined }
+  readonly stats: CheckpointStats
   private readonly worker: Worker
   private readonly closed = new Int32Array(new SharedArrayBuffer(4))
   private stopped = false
@@ -44,21 +49,25 @@ export class WalCheckpointer {
 
   /** `sqlite` is the main connection: it stops checkpointing on commit now, and again if the worker dies. */
   constructor(private readonly sqlite: Database.Database, path: string, options: WalCheckpointerOptions = {}) {
+    const intervalMs = options.intervalMs ?? 100
+    const maxIntervalMs = Math.max(intervalMs, options.maxIntervalMs ?? 3200)
+    this.stats = { passes: 0, frames: 0, copied: 0, errors: 0, lastError: undefined, intervalMs }
     this.worker = new Worker(new URL('./wal-checkpoint-worker.cjs', import.meta.url), {
       workerData: {
         driver, path, closed: this.closed,
-        intervalMs: options.intervalMs ?? 100, restartFrames: options.restartFrames ?? 16_384, busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+        intervalMs, maxIntervalMs, restartFrames: options.restartFrames ?? 16_384, busyTimeoutMs: options.busyTimeoutMs ?? 5000,
       },
     })
     // It must not keep a process alive that has nothing else to do.
     this.worker.unref()
-    this.worker.on('message', (m: { type: string; frames?: number; copied?: number; busy?: boolean; message?: string }) => {
+    this.worker.on('message', (m: { type: string; frames?: number; copied?: number; busy?: boolean; message?: string; intervalMs?: number }) => {
       if (m.type === 'truncated') this.truncating.shift()?.({ busy: m.busy!, frames: m.frames!, copied: m.copied! })
       else if (m.type === 'truncate-error') this.truncating.shift()?.(new Error(m.message))
       else if (m.type === 'pass') {
         this.stats.passes++
         this.stats.frames = m.frames!
         this.stats.copied = m.copied!
+        this.stats.intervalMs = m.intervalMs!
       } else if (m.type === 'error') {
         this.stats.errors++
         this.stats.lastError = m.message
@@ -81,7 +90,7 @@ export class WalCheckpointer {
     this.sqlite.pragma('wal_autocheckpoint = 0')
   }
 
-  /** Asks for a pass now (tests; a pass also runs every `intervalMs`). */
+  /** Asks for a pass now (tests; a pass also runs every `intervalMs`, or less often while idle). */
   nudge(): void {
     if (!this.stopped) this.worker.postMessage('pass')
   }

@@ -7,6 +7,7 @@ import type { Connection } from '../db/connection.ts'
 import { insertArtifact } from '../db/sql/insertArtifact.ts'
 import { newId } from './ids.ts'
 import { ValidationError } from './errors.ts'
+import { describeRejectedMediaType, FALLBACK_MEDIA_TYPE, isMediaType } from './media-type.ts'
 
 export interface ArtifactInput {
   name: string
@@ -20,6 +21,8 @@ export interface ArtifactInfo {
   mimeType: string
   size: number
   path: string
+  /** Set when the given mimeType was not a valid media type: why, and that FALLBACK_MEDIA_TYPE was stored instead. */
+  mimeTypeReplaced?: string
 }
 
 const SAFE_NAME = /^[\w.\- ]{1,200}$/
@@ -39,13 +42,18 @@ export class ArtifactStore {
         { path: 'name', message: 'letters, digits, spaces, ".", "_" and "-" only, not starting with "."' },
       ])
     }
+    // A bad type is not worth failing the action for (the bytes are fine), but it must never reach
+    // a Content-Type header (media-type.ts): stored as application/octet-stream, and the info says why.
+    const valid = isMediaType(input.mimeType)
+    const mimeType = valid ? input.mimeType : FALLBACK_MEDIA_TYPE
     const id = newId('art')
     const data = typeof input.data === 'string' ? Buffer.from(input.data, 'utf8') : input.data
     const path = join(this.dir, runId, `${id}-${input.name}`)
     mkdirSync(dirname(path), { recursive: true })
     writeFileSync(path, data)
-    const row = { id, runId, stepId, name: input.name, mimeType: input.mimeType, size: data.byteLength, path, createdAt: Date.now() }
-    const info = { id, name: input.name, mimeType: input.mimeType, size: data.byteLength, path }
+    const row = { id, runId, stepId, name: input.name, mimeType, size: data.byteLength, path, createdAt: Date.now() }
+    const info: ArtifactInfo = { id, name: input.name, mimeType, size: data.byteLength, path }
+    if (!valid) info.mimeTypeReplaced = describeRejectedMediaType(input.mimeType)
     record(() => insertArtifact(this.conn, row), info)
     return info
   }

@@ -1,7 +1,8 @@
 // `http`: one HTTP request per step, with the global `fetch`. Secure by default: a request goes
 // only to hosts on the factory's allow-list (empty unless configured), and loopback, link-local,
 // cloud-metadata and this machine's own addresses need an exact entry even when a wildcard would
-// match them, whether a URL names them or DNS answers with them (http-hosts.ts). Redirects are
+// match them, and private networks an exact entry or a range entry, whether a URL names them or DNS
+// answers with them (http-hosts.ts). Redirects are
 // followed by hand so that every hop is checked against the list before it is connected to.
 import type dns from 'node:dns'
 import { Agent } from 'undici'
@@ -18,7 +19,10 @@ export interface HttpFactoryOptions {
    * Default: empty, so every request is refused. Loopback, link-local and metadata addresses
    * (127.0.0.0/8, ::1, 0.0.0.0, 169.254.0.0/16, fe80::/10, localhost, metadata.google.internal) and
    * this machine's own addresses are only allowed by an entry naming that exact host; a name that
-   * resolves to one of them needs an entry naming the address.
+   * resolves to one of them needs an entry naming the address. Private addresses (10.0.0.0/8,
+   * 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7) are not reached through a wildcard
+   * either: a range entry (`10.0.0.0/8`, `fd00::/8`), an exact address, or (for what DNS gives) a
+   * name listed exactly allows them.
    */
   allowedHosts?: readonly string[]
   /** The DNS resolver (default `dns.lookup`); its answers are checked before connecting. */
