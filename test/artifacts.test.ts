@@ -87,6 +87,11 @@ describe('artifact types', () => {
       expect(await download.text()).toBe(artifact.stepId)
     }
     expect((await fetch(`${origin}/healthz`)).status).toBe(200)
+    // The step's log says why its type was replaced.
+    const logs = (await t.orchestrator.getHistory(result.runId)).filter((e) => e.type === 'STEP_LOG')
+    const said = (step: string) => (logs.find((e) => e.stepId === step)!.payload as { message: string }).message
+    expect(said('crlf')).toMatch(/^artifact a\.txt: mimeType .+ is not a valid media type/)
+    expect(said('params')).toBe('artifact d.csv')
   })
 
   it('a row stored before types were checked is served as application/octet-stream', async () => {

@@ -7,6 +7,7 @@ import type { Connection } from '../db/connection.ts'
 import { insertArtifact } from '../db/sql/insertArtifact.ts'
 import { newId } from './ids.ts'
 import { ValidationError } from './errors.ts'
+import { DEFAULT_VALUE_LIMITS, sizeMessage } from './value-limits.ts'
 import { describeRejectedMediaType, FALLBACK_MEDIA_TYPE, isMediaType } from './media-type.ts'
 
 export interface ArtifactInput {
@@ -30,7 +31,8 @@ const SAFE_NAME = /^[\w.\- ]{1,200}$/
 export class ArtifactStore {
   readonly dir: string
 
-  constructor(private readonly conn: Connection, dir?: string) {
+  /** `maxBytes`: the largest artifact taken (limits.maxArtifactBytes). */
+  constructor(private readonly conn: Connection, dir?: string, private readonly maxBytes = DEFAULT_VALUE_LIMITS.maxArtifactBytes) {
     // Beside a database file by default; a temporary folder for in-memory databases.
     this.dir = resolve(dir ?? (conn.path === ':memory:' ? join(tmpdir(), `conveyor-artifacts-${process.pid}`) : join(dirname(conn.path), 'artifacts')))
   }
@@ -48,6 +50,10 @@ export class ArtifactStore {
     const mimeType = valid ? input.mimeType : FALLBACK_MEDIA_TYPE
     const id = newId('art')
     const data = typeof input.data === 'string' ? Buffer.from(input.data, 'utf8') : input.data
+    if (data.byteLength > this.maxBytes) {
+      const message = sizeMessage(`artifact "${input.name}"`, data.byteLength, this.maxBytes, 'limits.maxArtifactBytes')
+      throw new ValidationError(message, [{ path: 'data', message }])
+    }
     const path = join(this.dir, runId, `${id}-${input.name}`)
     mkdirSync(dirname(path), { recursive: true })
     writeFileSync(path, data)

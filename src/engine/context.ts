@@ -45,7 +45,7 @@ export function openContext(options: ContextOptions = {}): EngineContext {
     (events) => bus.publish(events),
     (error) => logger.error({ err: error }, 'commit failed'),
   )
-  return { conn, registry: new FactoryRegistry(), bus, journal, logger, artifacts: new ArtifactStore(conn, options.artifactsDir), namedPools: options.pools ?? {}, limits }
+  return { conn, registry: new FactoryRegistry(), bus, journal, logger, artifacts: new ArtifactStore(conn, options.artifactsDir, limits.maxArtifactBytes), namedPools: options.pools ?? {}, limits }
 }
 
 export function closeContext(context: EngineContext): void {

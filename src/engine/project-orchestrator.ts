@@ -38,6 +38,7 @@ export interface OrchestratorConfig {
   /**
    * `maxValueBytes` (default 16 MiB): the largest step or run output, run input, params or signal
    * payload, as JSON. `maxMessageBytes` (default 64 KiB): longer log, progress and error messages are cut.
+   * `maxArtifactBytes` (default 64 MiB): the largest artifact an action may store.
    */
   limits?: Partial<ValueLimits>
 }

@@ -802,7 +802,7 @@ export class RunExecution {
       if (!isLive(state, token)) throw new CancelledError('this attempt is no longer current')
       const saved = this.host.artifacts.save(this.id, stepId, file, (insert, info) =>
         this.rec.noted(state, 'STEP_LOG', {
-          message: `artifact ${info.name}`, artifact: { id: info.id, name: info.name, mimeType: info.mimeType, size: info.size },
+          message: `artifact ${info.name}${info.mimeTypeReplaced ? `: ${info.mimeTypeReplaced}` : ''}`, artifact: { id: info.id, name: info.name, mimeType: info.mimeType, size: info.size },
         }, insert),
       )
       return { id: saved.id, name: saved.name, mimeType: saved.mimeType, size: saved.size }

@@ -8,9 +8,11 @@ export interface ValueLimits {
   maxValueBytes: number
   /** A log, progress or error message; a longer one is cut (saying how much was cut). Default 64 KiB. */
   maxMessageBytes: number
+  /** One artifact's bytes (`ctx.artifact`; written to disk on the event loop). Default 64 MiB. */
+  maxArtifactBytes: number
 }
 
-export const DEFAULT_VALUE_LIMITS: ValueLimits = { maxValueBytes: 16 * 1024 * 1024, maxMessageBytes: 64 * 1024 }
+export const DEFAULT_VALUE_LIMITS: ValueLimits = { maxValueBytes: 16 * 1024 * 1024, maxMessageBytes: 64 * 1024, maxArtifactBytes: 64 * 1024 * 1024 }
 
 /** The limits of a config, checked: each a positive whole number of bytes. */
 export function valueLimits(given: Partial<ValueLimits> = {}): ValueLimits {
