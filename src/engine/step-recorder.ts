@@ -187,11 +187,11 @@ export class StepRecorder {
   }
 
   private put(apply: (() => void) | undefined, event?: NewEvent, after?: () => void): Entry | undefined {
-    return this.halted ? undefined : this.journal.record(apply, event, after)
+    return this.halted ? undefined : this.journal.record(apply, event, after, this.runId)
   }
 
   private putRow<T>(writer: RowWriter<T>, row: T): Entry | undefined {
-    return this.halted ? undefined : this.journal.recordRow(writer, row)
+    return this.halted ? undefined : this.journal.recordRow(writer, row, this.runId)
   }
 
   private event(type: EventType, step: RecordedStep | null, payload: unknown, status?: string): NewEvent {
