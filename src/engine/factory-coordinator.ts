@@ -10,7 +10,7 @@ import { TERMINAL_RUN_EVENTS } from './events.ts'
 import { summarize } from './summary.ts'
 import { PoolSet, type Pool } from './pools.ts'
 import type { FactoryLike, RegisteredAction } from './factory.ts'
-import type { ExecutionHost } from './execution-host.ts'
+import type { ExecutionHost, RunHandle } from './execution-host.ts'
 import type { RunResult, RunStatus, StepDefinition, StepResult, StepStatus, WorkflowDefinition } from './interfaces.ts'
 import { TERMINAL_RUN_STATUSES } from './interfaces.ts'
 import { checkRunInput, requestFingerprint } from './run-input.ts'
@@ -193,7 +193,7 @@ export class FactoryCoordinator implements ExecutionHost {
       : { runId, workflowId: run.workflowId, status: run.status as RunStatus, output: run.output ?? null, steps }
   }
 
-  onFinished(run: RunExecution): void {
+  onFinished(run: RunHandle): void {
     this.active.delete(run.id)
   }
 
@@ -417,7 +417,7 @@ export class FactoryCoordinator implements ExecutionHost {
 
   // ---- sub-workflows
 
-  async startChildRun(parent: RunExecution, stepId: string, def: StepDefinition, params: Record<string, unknown>): Promise<string> {
+  async startChildRun(parent: RunHandle, stepId: string, def: StepDefinition, params: Record<string, unknown>): Promise<string> {
     let workflowId: string
     if (def.template !== undefined) {
       const template = this.manager.getTemplate(def.template)
@@ -434,7 +434,7 @@ export class FactoryCoordinator implements ExecutionHost {
     return runId
   }
 
-  reattachChildRun(parent: RunExecution, stepId: string): void {
+  reattachChildRun(parent: RunHandle, stepId: string): void {
     const child = findChildRun(this.conn, parent.id, stepId)
     if (!child) {
       // The process stopped before the child run was committed: start it now.

@@ -7,7 +7,8 @@ import { TERMINAL_RUN_STATUSES, type ActionContext, type EventType, type RunResu
 import type { Graph, GraphNode } from './graph.ts'
 import type { RegisteredAction } from './factory.ts'
 import type { Pool, Waiter } from './pools.ts'
-import type { ExecutionHost } from './execution-host.ts'
+import type { ExecutionHost, RunHandle } from './execution-host.ts'
+import type { RunSpec } from './run-spec.ts'
 import { assertRunTransition, assertStepTransition, SETTLED_STEP_STATUSES } from './states.ts'
 import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from './expressions.ts'
 import { resolveRetry, retryDelay } from './retry.ts'
@@ -57,21 +58,10 @@ interface StepState {
   items?: string[]
 }
 
-export interface RunSpec {
-  id: string
-  workflowId: string
-  workflowName: string
-  workflowVersion: number
-  definition: WorkflowDefinition
-  graph: Graph
-  input: unknown
-  boundParams: Record<string, unknown> | undefined
-  /** Edited params by step id (retryRun): they replace the definition's params for that step. */
-  stepParams?: Record<string, Record<string, unknown>>
-  deadlineAt: number | null
-}
 
-export class RunExecution {
+export type { RunSpec }
+
+export class RunExecution implements RunHandle {
   status: RunStatus
   readonly id: string
   private readonly states = new Map<string, StepState>()
@@ -396,8 +386,7 @@ export class RunExecution {
 
   /** RUNNING while a child run of the template or inline workflow runs; it takes the child's output. */
   private startSubWorkflow(state: StepState, params: Record<string, unknown>): void {
-    assertStepTransition(state.node.id, state.status, 'RUNNING')
-    state.status = 'RUNNING'
+    this.moveTo(state, 'RUNNING')
     state.params = params
     state.attempts = 1
     state.startedAt = Date.now()
@@ -438,8 +427,7 @@ export class RunExecution {
 
   /** One action step per item (`id[0]`, `id[1]`, ...), children of the forEach step. */
   private expandForEach(state: StepState, params: Record<string, unknown>[]): void {
-    assertStepTransition(state.node.id, state.status, 'RUNNING')
-    state.status = 'RUNNING'
+    this.moveTo(state, 'RUNNING')
     state.startedAt = Date.now()
     const ids = params.map((_, i) => `${state.node.id}[${i}]`)
     const rows = ids.map((id, i) => ({
@@ -489,8 +477,7 @@ export class RunExecution {
   }
 
   private startGroup(state: StepState): void {
-    assertStepTransition(state.node.id, state.status, 'RUNNING')
-    state.status = 'RUNNING'
+    this.moveTo(state, 'RUNNING')
     state.startedAt = Date.now()
     this.rec.groupStarted(state, state.startedAt, { group: true })
     if (state.childrenLeft === 0) this.settleGroup(state)
@@ -524,8 +511,9 @@ export class RunExecution {
   /** READY: waits for a slot of every pool the step needs, then starts an attempt. */
   private enqueueAdmitted(state: StepState, recovered: boolean): void {
     const action = this.actionOf(state)
-    if (!recovered) assertStepTransition(state.node.id, state.status, 'READY')
-    state.status = 'READY'
+    // A recovered step was READY or RUNNING in its row: made READY again without a transition check.
+    if (recovered) state.status = 'READY'
+    else this.moveTo(state, 'READY')
     const params = state.params ?? {}
     this.rec.ready(state, params, recovered)
     if (!action) {
@@ -569,7 +557,7 @@ export class RunExecution {
       return
     }
     const attempt = ++state.attempts
-    state.status = 'RUNNING'
+    this.moveTo(state, 'RUNNING')
     state.held = pools
     state.startedAt = Date.now()
     const token = state.token
@@ -694,8 +682,7 @@ export class RunExecution {
   // ---------------------------------------------------------------- waits (signals and timers)
 
   private startWaiting(state: StepState, wait: WaitSpec): void {
-    assertStepTransition(state.node.id, state.status, 'WAITING')
-    state.status = 'WAITING'
+    this.moveTo(state, 'WAITING')
     state.wait = wait
     const record = waitRecord(wait)
     this.rec.attemptEnded(state.node.id, state.attempts, 'WAITING', null)
@@ -766,8 +753,7 @@ export class RunExecution {
     if (isRetryable(error) && attempt < policy.maxAttempts && this.active) {
       const delayMs = retryDelay(policy, attempt, error)
       const wakeAt = Date.now() + delayMs
-      assertStepTransition(state.node.id, state.status, 'RETRY_SCHEDULED')
-      state.status = 'RETRY_SCHEDULED'
+      this.moveTo(state, 'RETRY_SCHEDULED')
       state.error = message
       this.rec.retryScheduled(state, wakeAt, message, { error: message, delayMs, nextAttempt: attempt + 1, wakeAt })
       this.armRetry(state, delayMs)
@@ -827,11 +813,10 @@ export class RunExecution {
       output?: unknown; outputText?: string; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean
     },
   ): void {
-    assertStepTransition(state.node.id, state.status, status)
+    this.moveTo(state, status)
     clearTimeout(state.timer)
     state.timer = undefined
     if (state.waiter) state.waiter.cancelled = true
-    state.status = status
     state.output = extra.output
     state.error = extra.error
     if (extra.upstreamFailed) state.upstreamFailed = true
@@ -1024,6 +1009,12 @@ export class RunExecution {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Every step status change goes through the one table of legal transitions (states.ts). */
+  private moveTo(state: StepState, to: StepStatus): void {
+    assertStepTransition(state.node.id, state.status, to)
+    state.status = to
+  }
 
   private get active(): boolean {
     return this.status === 'RUNNING' && !this.stopping && !this.finalizing && !this.abandoned
