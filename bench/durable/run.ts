@@ -197,7 +197,7 @@ function modeTable(r: DurableResult, mode: Mode, workloads: Workload[]): string[
   const conveyor: SystemName = mode === 'process' ? 'conveyor-process' : 'conveyor-machine'
   const peers = SYSTEM_NAMES.filter((s) => SYSTEMS[s].mode === mode && s !== conveyor && (r.medians[s] || r.skipped[s]))
   const c = r.medians[conveyor]
-  if (!c && !r.skipped[conveyor]) return undefined
+  if (!c && !r.skipped[conveyor] && peers.length === 0) return undefined
   const header = ['metric', SYSTEMS[conveyor].short, ...peers.map((p) => SYSTEMS[p].short), ...peers.map((p) => `÷ ${SYSTEMS[p].short}`)]
   const rows = [header]
   for (const row of ROWS) {
