@@ -1,7 +1,6 @@
 // The durable peers as PeerAdapters (bench/durable/workloads.ts), each run inside the child process
 // bench/durable/child.ts against a server the parent started (bench/durable/servers.ts).
 import { Timeline } from '../timeline.ts'
-import { bullFanOut } from '../peers/bullmq.ts'
 import { freePort, postgresPids } from './servers.ts'
 import type { PeerAdapter } from './workloads.ts'
 
@@ -45,6 +44,7 @@ export async function bullmqPeer(o: { port: number; serverPid: number; style: 'i
   })
   worker.on('failed', (job, error) => process.stderr.write(`[bench] BullMQ job ${job?.id} failed: ${error.message}\n`))
   await worker.waitUntilReady()
+  let flow: Awaited<ReturnType<typeof bullFlow>> | undefined
   return {
     timeline,
     chain: (key, steps) =>
@@ -52,12 +52,61 @@ export async function bullmqPeer(o: { port: number; serverPid: number; style: 'i
         finish.set(key, resolve)
         queue.add('step', { key, step: 0, steps }, jobOptions).catch(reject)
       }),
-    fanOut: async (steps) => (await bullFanOut({ steps, warmupSteps: 0, redis: { host: '127.0.0.1', port: o.port } })).steps,
+    fanOut: async (steps) => {
+      flow ??= await bullFlow(connection)
+      return flow.run(steps)
+    },
     serverPids: () => [o.serverPid],
     async close() {
       await worker.close()
       await queue.obliterate({ force: true })
       await queue.close()
+      await flow?.close()
+    },
+  }
+}
+
+/**
+ * The fan-out as bench/peers/bullmq.ts runs it (one FlowProducer flow: a parent job with one child
+ * per step, child worker concurrency 500, done when the parent runs), but with its queues and workers
+ * made once, so the warm-up and the measured run share them and the time is the flow's alone.
+ */
+async function bullFlow(connection: { host: string; port: number; maxRetriesPerRequest: null }) {
+  const { FlowProducer, Queue, Worker } = await import('bullmq')
+  const childName = 'conveyor-bench-fan-child'
+  const parentName = 'conveyor-bench-fan-parent'
+  const producer = new FlowProducer({ connection })
+  let calls = 0
+  let parentDone: (() => void) | undefined
+  const children = new Worker(childName, async (job) => {
+    calls++
+    return { i: (job.data as { i: number }).i }
+  }, { connection, concurrency: 500 })
+  const parent = new Worker(parentName, async () => {
+    parentDone?.()
+    return 'done'
+  }, { connection })
+  await Promise.all([children.waitUntilReady(), parent.waitUntilReady()])
+  return {
+    async run(steps: number): Promise<number> {
+      calls = 0
+      const done = new Promise<void>((resolve) => (parentDone = resolve))
+      await producer.add({
+        name: 'fan-out', queueName: parentName, data: {},
+        children: Array.from({ length: steps }, (_, i) => ({ name: 'step', queueName: childName, data: { i } })),
+      })
+      await done
+      return calls
+    },
+    async close() {
+      await children.close()
+      await parent.close()
+      await producer.close()
+      for (const name of [childName, parentName]) {
+        const q = new Queue(name, { connection })
+        await q.obliterate({ force: true })
+        await q.close()
+      }
     },
   }
 }

@@ -7,8 +7,7 @@ import { Timeline } from '../timeline.ts'
 import { CHAIN_WARMUP_RUNS, FAN_OUT_WARMUP_STEPS, inFlight, latencySummary, now } from '../stats.ts'
 
 export const REDIS = { host: '127.0.0.1', port: 6379 }
-const sharedConnection = { ...REDIS, maxRetriesPerRequest: null }
-const connection = sharedConnection
+const connection = { ...REDIS, maxRetriesPerRequest: null }
 
 /** PING the local Redis; false when nothing answers within a second. */
 export function redisReachable(): Promise<boolean> {
@@ -83,12 +82,8 @@ export async function bullChains(o: { runs: number; steps: number; concurrency: 
   }
 }
 
-/**
- * One flow: a parent job with `steps` children, workers of concurrency `workerConcurrency`.
- * `redis`: another Redis than the shared one (the durable group's AOF redis-server).
- */
-export async function bullFanOut(o: { steps: number; workerConcurrency?: number; warmupSteps?: number; redis?: { host: string; port: number } }): Promise<BullResult> {
-  const connection = o.redis ? { ...o.redis, maxRetriesPerRequest: null } : sharedConnection
+/** One flow: a parent job with `steps` children, workers of concurrency `workerConcurrency`. */
+export async function bullFanOut(o: { steps: number; workerConcurrency?: number }): Promise<BullResult> {
   const childName = unique('fan-child')
   const parentName = unique('fan-parent')
   const flow = new FlowProducer({ connection })
@@ -112,7 +107,7 @@ export async function bullFanOut(o: { steps: number; workerConcurrency?: number;
     await done
   }
   try {
-    await run(Math.min(o.warmupSteps ?? FAN_OUT_WARMUP_STEPS, o.steps))
+    await run(Math.min(FAN_OUT_WARMUP_STEPS, o.steps))
     const t0 = now()
     await run(o.steps)
     const ms = now() - t0
