@@ -171,6 +171,8 @@ export async function dbosPeer(o: { databaseUrl: string }): Promise<PeerAdapter>
  */
 export async function restatePeer(o: { ingress: string; admin: string; serverPid: number }): Promise<PeerAdapter> {
   polyfillWithResolvers()
+  // The SDK logs two INFO lines per invocation to stdout (thousands per workload): warnings only.
+  process.env.RESTATE_LOGGING ??= 'WARN'
   const restate = await import('@restatedev/restate-sdk')
   const clients = await import('@restatedev/restate-sdk-clients')
   const timeline = new Timeline()
