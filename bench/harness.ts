@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
-import { defineFactory, orchestratorFromConfig, startServer, type ProjectOrchestrator, type RunningServer } from '../src/index.ts'
+import { defineFactory, orchestratorFromConfig, startServer, type ConveyorConfig, type ProjectOrchestrator, type RunningServer } from '../src/index.ts'
 import { Timeline } from './timeline.ts'
 import { CHAIN_WARMUP_RUNS, FAN_OUT_WARMUP_STEPS, inFlight, latencySummary, mb, median, now, percentile } from './stats.ts'
 
@@ -27,22 +27,49 @@ export interface ThroughputResult {
   cpuUsPerStep: number
   correctness: Correctness
   dispatch?: { p50: number; p99: number; n: number }
+  /** Start latency: the `executeWorkflow` call → the run's first action called (ms). */
+  start?: { p50: number; p99: number; n: number }
   /** Anything worth printing beside the figure. */
   notes?: Record<string, number>
 }
 
+/**
+ * How durable a commit is (the engine's `durability` option of the write-ahead issue): 'process' =
+ * WAL + synchronous=NORMAL (survives a crash of the process; the default), 'machine' = WAL +
+ * synchronous=FULL (survives a crash of the machine: every commit waits for an fsync).
+ */
+export type Durability = 'process' | 'machine'
+
 /** A fresh orchestrator on a durable file in a temp dir; `done()` closes it and removes the dir. */
-export function openConveyor(options: { maxWorkers?: number; maxParallel?: number } = {}) {
+export function openConveyor(options: { maxWorkers?: number; maxParallel?: number; durability?: Durability } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'conveyor-bench-'))
   const database = join(dir, 'bench.db')
+  const durability = options.durability ?? 'process'
   const orchestrator = orchestratorFromConfig({
     database,
+    // `durability` is not in this copy's OrchestratorConfig yet (it lands with write-ahead dispatch):
+    // passed through a cast so it takes effect once merged. Only given when asked for, so the
+    // default path is exactly what ran before.
+    ...(options.durability ? ({ durability } as { durability: Durability } as Partial<ConveyorConfig>) : {}),
     coordinator: options.maxWorkers ? { maxWorkers: options.maxWorkers } : undefined,
     workflow: options.maxParallel ? { maxParallel: options.maxParallel } : undefined,
   })
-  const journal = orchestrator.context.conn.sqlite.pragma('journal_mode', { simple: true })
-  const synchronous = orchestrator.context.conn.sqlite.pragma('synchronous', { simple: true })
-  if (journal !== 'wal' || synchronous !== 1) throw new Error(`bench database is not WAL + NORMAL (${journal}, ${synchronous})`)
+  const sqlite = orchestrator.context.conn.sqlite
+  const journal = sqlite.pragma('journal_mode', { simple: true })
+  const wanted = durability === 'machine' ? 2 : 1 // FULL : NORMAL
+  let synchronous = sqlite.pragma('synchronous', { simple: true })
+  /**
+   * True when the engine ignored `durability: 'machine'` (before write-ahead dispatch is merged) and
+   * the bench set `PRAGMA synchronous = FULL` on the engine's connection itself: the same commits,
+   * each waiting for its fsync.
+   */
+  let emulated = false
+  if (durability === 'machine' && synchronous === 1) {
+    sqlite.pragma('synchronous = FULL')
+    synchronous = sqlite.pragma('synchronous', { simple: true })
+    emulated = true
+  }
+  if (journal !== 'wal' || synchronous !== wanted) throw new Error(`bench database is not WAL + ${wanted === 2 ? 'FULL' : 'NORMAL'} (${journal}, ${synchronous})`)
   let published = 0
   const unlisten = orchestrator.context.bus.listen((events) => {
     published += events.length
@@ -50,6 +77,7 @@ export function openConveyor(options: { maxWorkers?: number; maxParallel?: numbe
   return {
     orchestrator,
     database,
+    durability: { mode: durability, emulated },
     /** Events committed but not published so far (must be 0 once the journal is idle). */
     eventsLost(): number {
       const row = orchestrator.context.conn.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }
@@ -86,8 +114,8 @@ export function chainDefinition(steps: number, factory = 'bench', action = 'tick
 }
 
 /** Scenario 1 (and 4 at saturation): `runs` chains of `steps` sequential no-op steps, `concurrency` runs in flight. */
-export async function conveyorChains(o: { runs: number; steps: number; concurrency: number; warmup?: number }): Promise<ThroughputResult> {
-  const bench = openConveyor()
+export async function conveyorChains(o: { runs: number; steps: number; concurrency: number; warmup?: number; durability?: Durability }): Promise<ThroughputResult> {
+  const bench = openConveyor({ durability: o.durability })
   try {
     const timeline = new Timeline()
     bench.orchestrator.registerFactory('bench', timedFactory(timeline))
@@ -96,23 +124,29 @@ export async function conveyorChains(o: { runs: number; steps: number; concurren
     await inFlight(Array.from({ length: warm }), Math.min(o.concurrency, warm), () => bench.orchestrator.executeWorkflow(workflowId))
     timeline.clear()
     const runIds: string[] = []
+    const startLatencies: number[] = []
     let succeeded = 0
     const cpu0 = process.cpuUsage()
     const t0 = now()
     await inFlight(Array.from({ length: o.runs }), o.concurrency, async () => {
+      const called = now()
       const result = await bench.orchestrator.executeWorkflow(workflowId)
       runIds.push(result.runId)
+      const first = timeline.callAt(result.runId, 0)
+      if (first !== undefined) startLatencies.push(first - called)
       if (result.status === 'SUCCEEDED' && Object.keys(result.steps).length === o.steps) succeeded++
     })
     const ms = now() - t0
     const cpu = cpuUs(cpu0)
     const steps = o.runs * o.steps
     const d = latencySummary(timeline.chainLatencies(runIds, o.steps))
+    const s = latencySummary(startLatencies)
     return {
       steps, ms, stepsPerSec: (steps / ms) * 1000, cpuUsPerStep: cpu / steps,
       correctness: { runs: o.runs, succeeded, eventsLost: bench.eventsLost() },
       dispatch: { p50: d.p50, p99: d.p99, n: d.n },
-      notes: { commits: bench.orchestrator.context.journal.commits },
+      start: { p50: s.p50, p99: s.p99, n: s.n },
+      notes: { commits: bench.orchestrator.context.journal.commits, durabilityEmulated: bench.durability.emulated ? 1 : 0 },
     }
   } finally {
     await bench.done()
@@ -120,16 +154,16 @@ export async function conveyorChains(o: { runs: number; steps: number; concurren
 }
 
 /** Scenario 4 at light load: one chain at a time. */
-export async function conveyorDispatchLight(o: { runs: number; steps: number }): Promise<ThroughputResult> {
-  return conveyorChains({ runs: o.runs, steps: o.steps, concurrency: 1, warmup: 50 })
+export async function conveyorDispatchLight(o: { runs: number; steps: number; warmup?: number; durability?: Durability }): Promise<ThroughputResult> {
+  return conveyorChains({ runs: o.runs, steps: o.steps, concurrency: 1, warmup: o.warmup ?? 50, durability: o.durability })
 }
 
 /** Scenario 2: one run of `steps` parallel no-op steps (maxParallel = steps, maxWorkers high). */
-export async function conveyorFanOut(o: { steps: number }): Promise<ThroughputResult> {
-  const bench = openConveyor({ maxWorkers: 1_000_000 })
+export async function conveyorFanOut(o: { steps: number; warmupSteps?: number; durability?: Durability }): Promise<ThroughputResult> {
+  const bench = openConveyor({ maxWorkers: 1_000_000, durability: o.durability })
   try {
     // Warm the code paths on a smaller fan-out first (the BullMQ flow warms up the same way).
-    const small = await bench.orchestrator.createWorkflow('fan-warm', fanOutDefinition(Math.min(FAN_OUT_WARMUP_STEPS, o.steps)))
+    const small = await bench.orchestrator.createWorkflow('fan-warm', fanOutDefinition(Math.min(o.warmupSteps ?? FAN_OUT_WARMUP_STEPS, o.steps)))
     await bench.orchestrator.executeWorkflow(small)
     const c0 = now()
     const workflowId = await bench.orchestrator.createWorkflow('fan-out', fanOutDefinition(o.steps))
@@ -143,7 +177,7 @@ export async function conveyorFanOut(o: { steps: number }): Promise<ThroughputRe
     return {
       steps: o.steps, ms, stepsPerSec: (o.steps / ms) * 1000, cpuUsPerStep: cpu / o.steps,
       correctness: { runs: 1, succeeded: ok ? 1 : 0, eventsLost: bench.eventsLost() },
-      notes: { createWorkflowMs: createMs, commits: bench.orchestrator.context.journal.commits },
+      notes: { createWorkflowMs: createMs, commits: bench.orchestrator.context.journal.commits, durabilityEmulated: bench.durability.emulated ? 1 : 0 },
     }
   } finally {
     await bench.done()

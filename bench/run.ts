@@ -1,4 +1,7 @@
 // `npm run bench [-- --quick] [--repeat N] [--only chains,fanout,...] [--no-peers] [--no-write] [--json FILE]`
+// `npm run bench -- --only durable [--peers conveyor,bullmq-aof,dbos,restate] [--workloads w1,w2,w3,w4] [--repeat N] [--quick]`
+//   the durable group (bench/durable/): Conveyor in both durability modes against BullMQ on its own AOF
+//   redis-server, DBOS Transact on PostgreSQL and Restate, each at a stated durability.
 //
 // Conveyor against its peers in one process on one machine: BullMQ on the local Redis, the
 // one-transaction-per-transition SQLite ceiling, and the in-memory no-durability bound. Prints one
@@ -16,9 +19,13 @@ import { sqliteCeiling } from './peers/sqlite-ceiling.ts'
 import { memoryChains, memoryDiamonds, memoryFanOut } from './peers/memory.ts'
 import { median, now } from './stats.ts'
 import { buildTable, checkTargets, renderMarkdown, renderText, type Metrics } from './report.ts'
+import { parseSystems, parseWorkloads, renderDurableMarkdown, renderDurableText, runDurable, SYSTEM_NAMES, type SystemName } from './durable/run.ts'
+import { WORKLOADS, type Workload } from './durable/workloads.ts'
 
 export const SCENARIOS = ['chains', 'fanout', 'diamonds', 'dispatch', 'subscriptions', 'reads'] as const
 export type ScenarioName = (typeof SCENARIOS)[number]
+/** Groups chosen with --only besides the scenarios: `durable` (not part of a plain `npm run bench`). */
+const GROUPS = ['durable'] as const
 
 export interface Sizes {
   chains: { runs: number; steps: number; concurrency: number }
@@ -54,19 +61,28 @@ interface Options {
   peers: boolean
   write: boolean
   json?: string
+  durable: boolean
+  /** The durable group's systems (--peers) and workloads (--workloads). */
+  systems: SystemName[]
+  workloads: Workload[]
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, repeat: 1, only: [...SCENARIOS], peers: true, write: true }
+  const o: Options = { quick: false, repeat: 1, only: [...SCENARIOS], peers: true, write: true, durable: false, systems: [...SYSTEM_NAMES], workloads: [...WORKLOADS] }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
     if (a === '--quick') o.quick = true
     else if (a === '--repeat') o.repeat = Math.max(1, Number(argv[++i]))
     else if (a === '--only') {
       const names = argv[++i]!.split(',').map((s) => s.trim())
-      for (const n of names) if (!SCENARIOS.includes(n as ScenarioName)) throw new Error(`unknown scenario "${n}" (${SCENARIOS.join(', ')})`)
-      o.only = names as ScenarioName[]
-    } else if (a === '--no-peers') o.peers = false
+      for (const n of names) {
+        if (!SCENARIOS.includes(n as ScenarioName) && !GROUPS.includes(n as (typeof GROUPS)[number])) throw new Error(`unknown scenario "${n}" (${[...SCENARIOS, ...GROUPS].join(', ')})`)
+      }
+      o.durable = names.includes('durable')
+      o.only = names.filter((n) => n !== 'durable') as ScenarioName[]
+    } else if (a === '--peers') o.systems = parseSystems(argv[++i]!)
+    else if (a === '--workloads') o.workloads = parseWorkloads(argv[++i]!)
+    else if (a === '--no-peers') o.peers = false
     else if (a === '--no-write') o.write = false
     else if (a === '--json') o.json = argv[++i]
     else throw new Error(`unknown argument ${a}`)
@@ -266,6 +282,10 @@ async function main(): Promise<void> {
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
   const info = machine()
   const started = now()
+  if (o.only.length === 0) {
+    if (o.durable) await durableGroup(o, command, info)
+    return
+  }
   log(`${mode} mode, ${o.repeat} round(s), scenarios: ${o.only.join(', ')}; ${info.cores} cores, ${info.memoryGb} GB, Node ${info.node}, load ${info.loadAtStart.join(' ')}`)
   const redis = o.peers ? await redisReachable() : false
   if (o.peers && !redis) {
@@ -292,6 +312,31 @@ async function main(): Promise<void> {
   if (o.write && o.only.length === SCENARIOS.length && o.peers) {
     writeResultsSection(mode, renderMarkdown(table, targets, { command, machine: info, sizes, repeat: o.repeat, elapsedSec: elapsed, redis, date: result.date }))
     log(`BENCHMARKS.md: ${mode} results updated`)
+  }
+  if (o.durable) await durableGroup(o, command, info)
+}
+
+/** The durable group: prints its tables; a full run of every system and workload rewrites its BENCHMARKS.md section. */
+async function durableGroup(o: Options, command: string, info: ReturnType<typeof machine>): Promise<void> {
+  const started = now()
+  const r = await runDurable({ quick: o.quick, repeat: o.repeat, systems: o.systems, workloads: o.workloads })
+  const elapsed = (now() - started) / 1000
+  process.stdout.write(`\n${renderDurableText(r, o.workloads)}\n`)
+  log(`durable group finished in ${elapsed.toFixed(1)} s`)
+  const date = new Date().toISOString()
+  if (o.json) writeFileSync(o.json, JSON.stringify({ group: 'durable', command, date, machine: info, repeat: o.repeat, elapsedSec: elapsed, ...r }, null, 2))
+  const everything = o.systems.length === SYSTEM_NAMES.length && o.workloads.length === WORKLOADS.length
+  if (o.write && !o.quick && everything) {
+    const head = [
+      `Command: \`${command}\` — ${date}, ${o.repeat} round(s), medians; took ${elapsed.toFixed(0)} s.`,
+      '',
+      `Machine: ${JSON.stringify({ ...info, loadAtEnd: loadavg().map((l) => Math.round(l * 100) / 100) })}`,
+      '',
+      `Sizes: \`${JSON.stringify(r.sizes)}\``,
+      '',
+    ].join('\n')
+    writeResultsSection('durable', `${head}\n${renderDurableMarkdown(r, o.workloads)}`)
+    log('BENCHMARKS.md: durable results updated')
   }
 }
 

@@ -28,6 +28,11 @@ export class Timeline {
     return out
   }
 
+  /** When step `step` of `run` was called (ms, same clock as now()), if it was. */
+  callAt(run: string, step: number): number | undefined {
+    return this.calls.get(`${run}:${step}`)
+  }
+
   get size(): number {
     return this.calls.size
   }

@@ -6,6 +6,8 @@ import {
 } from '../bench/harness.ts'
 import { sqliteCeiling } from '../bench/peers/sqlite-ceiling.ts'
 import { memoryChains, memoryDiamonds, memoryFanOut } from '../bench/peers/memory.ts'
+import { runPeerWorkloads, type PeerAdapter } from '../bench/durable/workloads.ts'
+import { Timeline } from '../bench/timeline.ts'
 
 describe('bench harness (tiny sizes, correctness only)', () => {
   it('chains: every run succeeds, dispatch latencies are recorded, no event lost', async () => {
@@ -72,5 +74,45 @@ describe('bench harness (tiny sizes, correctness only)', () => {
     expect((await memoryChains({ runs: 3, steps: 3, concurrency: 2 })).dispatch!.n).toBe(6)
     expect((await memoryFanOut({ steps: 10 })).steps).toBe(10)
     expect((await memoryDiamonds({ runs: 3, concurrency: 2, width: 8 })).steps).toBe(30)
+  })
+
+  it('durable group, Conveyor: machine durability (synchronous=FULL) and start latencies, both modes', async () => {
+    for (const durability of ['process', 'machine'] as const) {
+      const r = await conveyorChains({ runs: 3, steps: 3, concurrency: 1, warmup: 1, durability })
+      expect(r.correctness).toEqual({ runs: 3, succeeded: 3, eventsLost: 0 })
+      expect(r.start!.n).toBe(3)
+      expect(r.start!.p99).toBeGreaterThanOrEqual(0)
+      const f = await conveyorFanOut({ steps: 20, warmupSteps: 5, durability })
+      expect(f.correctness).toEqual({ runs: 1, succeeded: 1, eventsLost: 0 })
+      expect(f.notes!.createWorkflowMs).toBeGreaterThan(0)
+    }
+  })
+
+  it('durable group, peer driver: W1-W4 against an in-memory adapter (no service needed)', async () => {
+    const timeline = new Timeline()
+    const peer: PeerAdapter = {
+      timeline,
+      async chain(key, steps) {
+        for (let i = 0; i < steps; i++) {
+          await Promise.resolve()
+          timeline.call(key, i)
+          timeline.ret(key, i)
+        }
+      },
+      async fanOut(steps) {
+        return (await Promise.all(Array.from({ length: steps }, async (_, i) => i))).length
+      },
+      serverPids: () => [process.pid],
+      close: async () => {},
+    }
+    const m = await runPeerWorkloads(peer, {
+      w1: { runs: 4, steps: 3, concurrency: 2, warmup: 1 },
+      w2: { steps: 10, warmupSteps: 2 },
+      light: { runs: 3, steps: 3, warmup: 1 },
+    }, ['w1', 'w2', 'w3', 'w4'])
+    for (const k of ['w1.stepsPerSec', 'w1.cpuUsPerStep', 'w2.ms', 'w3.p50', 'w3.p99', 'w4.p50', 'w4.p99']) expect(Number.isFinite(m[k]), k).toBe(true)
+    await expect(runPeerWorkloads({ ...peer, chain: async () => {} }, {
+      w1: { runs: 1, steps: 2, concurrency: 1, warmup: 0 }, w2: { steps: 1, warmupSteps: 1 }, light: { runs: 1, steps: 2, warmup: 0 },
+    }, ['w1'])).rejects.toThrow(/without step 0/)
   })
 })
