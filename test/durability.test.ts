@@ -103,7 +103,7 @@ describe('crash safety', () => {
       expect((result.steps[id]!.output as { key: string }).key).toBe(`${runId}:${id}`)
     }
     await orchestrator.close()
-  }, 60_000)
+  })
 
   it('re-runs a step interrupted mid-attempt as a new attempt and records the interruption', async () => {
     const db = tempDb()
@@ -135,7 +135,7 @@ describe('crash safety', () => {
       expect(rows.map((r) => r.status)).toEqual([...Array(before - 1).fill('FAILED'), 'INTERRUPTED', 'SUCCEEDED'])
     }
     await orchestrator.close()
-  }, 60_000)
+  })
 
   it('resumes runs whose factory is registered only after the restart', async () => {
     const db = tempDb()
@@ -152,5 +152,5 @@ describe('crash safety', () => {
     const result = await orchestrator.waitForRun(runId)
     expect(result.status).toBe('SUCCEEDED')
     await orchestrator.close()
-  }, 60_000)
+  })
 })
