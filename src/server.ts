@@ -207,6 +207,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     })
   }))
   flowControl(wss, { maxUnreadBytes: options.maxBufferedBytes ?? DEFAULT_MAX_UNREAD_BYTES, logger })
+  awaitConnectionInit(wss, CONNECTION_INIT_WAIT_MS)
   const stalls = limitStalledStreams(server, options.maxStallMs ?? DEFAULT_MAX_STALL_MS, logger)
   // Last, so the frames the other wrappers see are the real ones.
   const frames = sharedNextFrames()
@@ -215,6 +216,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     {
       // With auth on, the connection is refused without a valid token (close 4401); each operation
       // is then checked again (revocation, scopes) by useAccessControl.
+      // Its own timer can fire before a connection_init already received is read: awaitConnectionInit.
+      connectionInitWaitTimeout: 0,
       onConnect: (ctx) => {
         if (!authRequired) return true
         const authorization = connectionAuthorization(ctx.connectionParams, ctx.extra.request)
@@ -352,4 +355,28 @@ async function forward(yoga: RunningServer['yoga'], req: IncomingMessage, res: S
   res.writeHead(response.status, Object.fromEntries(response.headers))
   if (response.body) for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) res.write(chunk)
   res.end()
+}
+
+/** How long a new WebSocket may stay silent before it is closed for not sending connection_init. */
+const CONNECTION_INIT_WAIT_MS = 3_000
+
+/**
+ * Closes a WebSocket that sent nothing within `ms` (4408, as graphql-ws does). graphql-ws's own
+ * wait is a bare timer, and Node runs due timers before it reads the sockets: when the event loop
+ * was held up past the wait right after a client connected (a start-up recovering runs on a loaded
+ * machine), the timer closed the connection although the client's connection_init had arrived long
+ * before and only waited to be read. Here the check runs after the next poll phase (setImmediate),
+ * once whatever arrived meanwhile has been read.
+ */
+function awaitConnectionInit(wss: WebSocketServer, ms: number): void {
+  wss.on('connection', (socket) => {
+    let heard = false
+    socket.once('message', () => (heard = true))
+    const timer = setTimeout(() => {
+      setImmediate(() => {
+        if (!heard && socket.readyState === socket.OPEN) socket.close(4408, 'Connection initialisation timeout')
+      })
+    }, ms)
+    socket.once('close', () => clearTimeout(timer))
+  })
 }

@@ -34,7 +34,7 @@ describe('bench harness (tiny sizes, correctness only)', () => {
   })
 
   it('subscriptions: every graphql-ws client gets every event once, in order', async () => {
-    const r = await conveyorSubscriptions({ clients: 3, steps: 4, timeoutMs: 20_000 })
+    const r = await conveyorSubscriptions({ clients: 3, steps: 4, timeoutMs: 100_000 })
     expect(r.correctness.succeeded).toBe(1)
     expect(r.eventsLost).toBe(0)
     expect(r.duplicatesOrDisorder).toBe(0)
@@ -43,7 +43,7 @@ describe('bench harness (tiny sizes, correctness only)', () => {
   })
 
   it('subscriptions, batched (runEventBatches): every client gets every event once, in order', async () => {
-    const r = await conveyorSubscriptions({ clients: 3, steps: 4, timeoutMs: 20_000, batched: true })
+    const r = await conveyorSubscriptions({ clients: 3, steps: 4, timeoutMs: 100_000, batched: true })
     expect(r.correctness.succeeded).toBe(1)
     expect(r.eventsLost).toBe(0)
     expect(r.duplicatesOrDisorder).toBe(0)
@@ -54,7 +54,7 @@ describe('bench harness (tiny sizes, correctness only)', () => {
 
   it('subscriptions peer "frames only": the same clients get every event once, in order, both forms', async () => {
     for (const batched of [false, true]) {
-      const r = await conveyorSubscriptions({ clients: 3, steps: 4, timeoutMs: 20_000, batched, server: 'frames' })
+      const r = await conveyorSubscriptions({ clients: 3, steps: 4, timeoutMs: 100_000, batched, server: 'frames' })
       expect(r.eventsLost).toBe(0)
       expect(r.duplicatesOrDisorder).toBe(0)
       expect(r.eventsPerClient).toBe((4 - 1) * 3 + 2)

@@ -291,7 +291,7 @@ const slow = defineFactory({
   actions: {
     nap: {
       run: async (params: { n: number }, ctx: { signal: AbortSignal; attempt: number }) => {
-        await sleep(300, undefined, { signal: ctx.signal })
+        await sleep(Number(process.env.NAP_MS ?? 300), undefined, { signal: ctx.signal })
         return { n: params.n, attempt: ctx.attempt }
       },
     },
@@ -608,9 +608,11 @@ describe('SIGTERM during a busy run', () => {
     const dir = tempDir()
     const db = join(dir, 'busy0.db')
     const config = writeSlowConfig(dir)
-    const runId = await startAndInterrupt(dir, db, config, { CONVEYOR_DRAIN_MS: '0' })
-    // No drain: the process stopped with steps still to do (4 × 300 ms of naps were left when
-    // SIGTERM was sent), so the restart really resumes the run rather than finding it done.
+    // Naps of 120 s in the first process (300 ms after the restart): however slow the machine, no
+    // step can finish before the SIGTERM.
+    const runId = await startAndInterrupt(dir, db, config, { CONVEYOR_DRAIN_MS: '0', NAP_MS: '120000' })
+    // No drain: the process stopped with steps still to do, so the restart really resumes the run
+    // rather than finding it done.
     const atExit = runRow(db, runId)
     expect(atExit.status).toBe('RUNNING')
     expect(atExit.succeeded).toBeLessThan(5)

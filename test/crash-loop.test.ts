@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { createClient, type Client } from 'graphql-ws'
 import WebSocket from 'ws'
 import { ROOT, gql, integrity, killServers, prng, readDb, serve, sleep, type ServerProcess } from './helpers/serve.ts'
+import { until, within } from './support/barrier.ts'
 
 const CONFIG = join(ROOT, 'test/fixtures/crash-loop.config.ts')
 const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31))
@@ -117,16 +118,23 @@ interface Tracked {
 
 const TERMINAL = new Set(['RUN_SUCCEEDED', 'RUN_FAILED', 'RUN_CANCELLED', 'RUN_TIMED_OUT', 'RUN_ROLLED_BACK'])
 
-function subscribe(client: Client, query: string, variables: Record<string, unknown>, next: (e: Ev) => void, complete: () => void): void {
+function subscribe(client: Client, query: string, variables: Record<string, unknown>, next: (e: Ev) => void, complete: () => void, error: (e: unknown) => void): void {
   client.subscribe<Record<string, Ev>>({ query, variables }, {
     next: (value) => {
       if (value.errors) throw new Error(`subscription error: ${JSON.stringify(value.errors)}`)
       next(Object.values(value.data!)[0]!)
     },
     complete,
-    // The server was killed: the next lifetime resubscribes from the cursor.
-    error: () => {},
+    // The server was killed: the next lifetime resubscribes from the cursor. In the last lifetime
+    // nothing kills it, so an error there is a failure (`error` records it).
+    error,
   })
+}
+
+/** What a subscription error says (a close event's code and reason, or the error itself). */
+const describeError = (e: unknown) => {
+  const c = e as { code?: number; reason?: string }
+  return typeof c?.code === 'number' ? `closed ${c.code} ${c.reason ?? ''}` : String(e)
 }
 
 // ------------------------------------------------------------------------------ the test
@@ -145,6 +153,7 @@ describe(`crash loop (seed ${SEED}: CRASH_SEED=${SEED} reproduces it)`, () => {
     let firehoseCursor = '0'
     const killedWhileUnfinished: number[] = []
     const startupMs: number[] = []
+    const lastLifetimeErrors: string[] = []
     const why = (msg: string) => `${msg} (CRASH_SEED=${SEED})`
 
     for (let lifetime = 0; lifetime <= KILLS; lifetime++) {
@@ -157,11 +166,14 @@ describe(`crash loop (seed ${SEED}: CRASH_SEED=${SEED} reproduces it)`, () => {
       startupMs.push(Date.now() - spawnedAt)
       const client = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: true })
 
+      const failed = (what: string) => (e: unknown) => {
+        if (last) lastLifetimeErrors.push(`${what}: ${describeError(e)}`)
+      }
       // Resume every subscriber from the last cursor it saw.
       subscribe(client, FIREHOSE, { after: firehoseCursor }, (e) => {
         firehose.push(e)
         firehoseCursor = e.cursor
-      }, () => {})
+      }, () => {}, failed('firehose'))
       const follow = (t: Tracked) => {
         subscribe(client, RUN_EVENTS, { runId: t.runId!, after: t.cursor ?? null }, (e) => {
           t.seen.push(e)
@@ -169,9 +181,11 @@ describe(`crash loop (seed ${SEED}: CRASH_SEED=${SEED} reproduces it)`, () => {
           if (TERMINAL.has(e.type)) t.finished = true
         }, () => {
           t.completed = true
-        })
+        }, failed(`runEvents of run ${t.index}`))
       }
-      for (const t of tracked) if (t.runId && !t.finished) follow(t)
+      // Also those that saw the terminal event but not the end of the subscription (a kill between
+      // the two): resumed after the terminal event, they are completed at once with nothing more.
+      for (const t of tracked) if (t.runId && !t.completed) follow(t)
 
       if (lifetime === 0) {
         for (const kind of KINDS) {
@@ -205,20 +219,23 @@ describe(`crash loop (seed ${SEED}: CRASH_SEED=${SEED} reproduces it)`, () => {
         continue
       }
 
-      // The last lifetime: everything finishes; subscribers receive every terminal event.
+      // The last lifetime: everything finishes; subscribers receive every terminal event. Waited for
+      // as long as it takes (a loaded machine); a subscription that fails ends the wait at once.
       await Promise.all(starting)
-      const deadline = Date.now() + 60_000
-      while (Date.now() < deadline && !tracked.every((t) => t.finished && t.completed)) await sleep(100)
+      await until(() => lastLifetimeErrors.length > 0 || tracked.every((t) => t.finished && t.completed), {
+        what: `every subscriber to see its run finish: ${tracked.filter((t) => !(t.finished && t.completed)).length} have not`, everyMs: 50, timeoutMs: 300_000,
+      })
+      expect(lastLifetimeErrors, why('subscriptions that failed in the last lifetime')).toEqual([])
+      // Anything a subscriber would get twice would have come by now.
       await sleep(200)
       // A subscriber that resumes after the terminal event gets nothing more and is completed at once.
       const finishedAt = tracked[0]!
       const again: Ev[] = []
-      const ended = await new Promise<boolean>((resolve) => {
+      const ended = await within(new Promise<boolean>((resolve) => {
         client.subscribe<Record<string, Ev>>({ query: RUN_EVENTS, variables: { runId: finishedAt.runId!, after: finishedAt.cursor } }, {
           next: (v) => again.push(v.data!.runEvents as unknown as Ev), error: () => resolve(false), complete: () => resolve(true),
         })
-        setTimeout(() => resolve(false), 3000)
-      })
+      }), 'runEvents resumed after the terminal cursor to complete')
       expect(ended, 'runEvents after the terminal cursor completes').toBe(true)
       expect(again).toEqual([])
       await client.dispose()
@@ -291,5 +308,7 @@ describe(`crash loop (seed ${SEED}: CRASH_SEED=${SEED} reproduces it)`, () => {
       // The kills really hit work in flight.
       expect(summary.killsWithRunsInFlight, why('kills that hit unfinished runs')).toBeGreaterThanOrEqual(Math.floor(KILLS * 0.75))
     })
-  }, 600_000)
+  // A hang bound from the work: each lifetime starts a server (seconds of CPU; tens of seconds on a
+  // loaded machine) and runs up to ~1.4 s; the last one finishes every run.
+  }, (KILLS + 1) * 60_000 + 300_000)
 })

@@ -17,14 +17,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import Database from 'better-sqlite3'
-import { ROOT, gql, integrity, killServers, post, readDb, serve, sleep, spawnCli, type Json } from './helpers/serve.ts'
+import { ROOT, gql, integrity, killServers, post, readDb, serve, spawnCli, type Json } from './helpers/serve.ts'
 import { startTestServer, type TestServer } from './helpers/server.ts'
-import { latch, until } from './support/barrier.ts'
+import { latch, until, within } from './support/barrier.ts'
 import pino from 'pino'
 import { defineFactory, orchestratorFromConfig } from '../src/index.ts'
 
 const CONFIG = join(ROOT, 'test/fixtures/crash-loop.config.ts')
-const SLOW = 180_000
+// Hang bounds for tests that start `conveyor serve` (a few seconds of CPU each; minutes on a loaded machine).
+const SLOW = 300_000
 const dir = mkdtempSync(join(tmpdir(), 'conveyor-disk-'))
 const mounts: string[] = []
 let t: TestServer | undefined
@@ -78,13 +79,17 @@ function migrated(path: string): string {
   return path
 }
 
-/** `serve` that must fail at start-up: exit code and stderr. */
+/**
+ * `serve` that must fail at start-up: exit code and stderr. Waits for the exit however long start-up
+ * takes (seconds of CPU for tsx; much longer on a loaded machine); a server that starts instead is
+ * seen listening and stopped, and only a hang of `within`'s bound fails the wait itself.
+ */
 async function refusedStart(db: string, user = unprivileged): Promise<{ code: number | null; stderr: string; listening: boolean }> {
   const proc = spawnCli(['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--db', db, '--config', CONFIG], {}, user)
-  const exit = await Promise.race([proc.exited, sleep(90_000).then(() => ({ code: null, signal: null }))])
-  const listening = proc.logs().some((l) => l.msg === 'conveyor listening')
-  await proc.kill()
-  return { code: exit.code, stderr: proc.stderr, listening }
+  const listening = await proc.waitForLog('conveyor listening', Number.POSITIVE_INFINITY)
+  if (listening) await proc.kill()
+  const exit = await within(proc.exited, `serve --db ${db} to exit`, SLOW)
+  return { code: exit.code, stderr: proc.stderr, listening: listening !== undefined }
 }
 
 const CREATE = `mutation ($n: String!, $d: JSON!) { createWorkflow(input: { name: $n, definition: $d }) { __typename ... on CreateWorkflowSuccess { workflow { id } } ... on Error { message } } }`
@@ -139,7 +144,9 @@ describe('a read-only or unusable database: a clear error at start-up, the file 
       cases.push({ name: 'read-only filesystem', db, before: sha(db), user: undefined })
     }
 
-    const results = await Promise.all(cases.map((c) => refusedStart(c.db, 'user' in c ? c.user : unprivileged)))
+    // One at a time: each start-up is CPU-bound, so in parallel they only compete for the same cores.
+    const results: Awaited<ReturnType<typeof refusedStart>>[] = []
+    for (const c of cases) results.push(await refusedStart(c.db, 'user' in c ? c.user : unprivileged))
     cases.forEach((c, i) => {
       const r = results[i]!
       expect(r.listening, `${c.name}: must not start`).toBe(false)
@@ -185,7 +192,7 @@ describe('a full disk', () => {
     // A run's creation waits in the queue while commits fail...
     const first = post(t.url, EXECUTE, { id })
     const journal = t.orchestrator.context.journal
-    for (let i = 0; i < 200 && !journal.failing; i++) await sleep(10)
+    await until(() => journal.failing, 'the run creation\'s commit to be refused')
     expect(journal.failing).toBe(true)
     expect((journal.lastError as { code?: string }).code).toBe('SQLITE_FULL')
     // ...further runs are refused at once with the reason, and the failures show in /metrics.
@@ -278,8 +285,9 @@ describe('a full disk', () => {
     const started = post(url, EXECUTE, { id })
     // Either the run's creation itself waits for space, or a later step's commit fails: both show as commit errors.
     const failing = async () => (await metric(origin, 'conveyor_commit_failures_total')) > 0
-    for (let i = 0; i < 300 && !(await failing()); i++) await sleep(20)
+    await until(failing, { what: 'commits to fail once the disk is full', everyMs: 20 })
     expect(await failing(), 'commits fail once the disk is full').toBe(true)
+    await until(() => proc.logs().some((l) => l.msg === 'commit failed'), { what: "the 'commit failed' log line", everyMs: 20 })
     const logged = proc.logs().find((l) => l.msg === 'commit failed')
     expect(JSON.stringify(logged?.err)).toMatch(/SQLITE_FULL|SQLITE_IOERR/)
     expectStorageError((await post(url, CREATE, { n: 'more', d: heavy(2, 96) })).body)
@@ -291,24 +299,27 @@ describe('a full disk', () => {
     expect(answer.data?.executeWorkflow?.__typename, JSON.stringify(answer)).toBe('ExecuteWorkflowSuccess')
     const runId = answer.data.executeWorkflow.run.id
     const status = async () => (await gql(url, 'query ($id: ID!) { run(id: $id) { status } }', { id: runId })).run?.status
-    for (let i = 0; i < 500 && (await status()) !== 'SUCCEEDED'; i++) await sleep(20)
+    await until(async () => !['PENDING', 'RUNNING'].includes(await status()), { what: `run ${runId} to finish`, everyMs: 20 })
     expect(await status()).toBe('SUCCEEDED')
 
     // Full again, and killed while commits fail; the restart (with space) resumes the new run.
     const again = (await gql(url, EXECUTE, { id })).executeWorkflow.run.id
     fill()
-    for (let i = 0; i < 300 && (await metric(origin, 'conveyor_journal_pending')) === 0; i++) await sleep(20)
+    // Killed once changes wait for space (or, if the run got through before the disk filled, once it ended).
+    const statusOf = async (id: string) => (await gql(url, 'query ($id: ID!) { run(id: $id) { status } }', { id })).run?.status as string | undefined
+    await until(async () => (await metric(origin, 'conveyor_journal_pending')) > 0 || !['PENDING', 'RUNNING'].includes((await statusOf(again))!), {
+      what: 'changes queued behind the full disk', everyMs: 20,
+    })
     await proc.kill()
     expect(integrity(db)).toBe('ok')
     unlinkSync(filler)
     const next = serve(db, { config: CONFIG })
     const url2 = await next.url()
     let final: string | undefined
-    for (let i = 0; i < 500; i++) {
+    await until(async () => {
       final = (await gql(url2, 'query ($id: ID!) { run(id: $id) { status } }', { id: again })).run?.status
-      if (final === 'SUCCEEDED') break
-      await sleep(20)
-    }
+      return final !== undefined && !['PENDING', 'RUNNING'].includes(final)
+    }, { what: `run ${again} to finish after the restart`, everyMs: 20 })
     expect(final).toBe('SUCCEEDED')
     next.signal('SIGTERM')
     expect(await next.exited).toEqual({ code: 0, signal: null })
@@ -316,18 +327,31 @@ describe('a full disk', () => {
   }, SLOW)
 })
 
-/** Another process takes the write lock (BEGIN IMMEDIATE) for `holdMs`. Resolves once it holds it. */
-async function holdLock(db: string, holdMs: number): Promise<{ released: Promise<void> }> {
+/**
+ * Another process takes the write lock (BEGIN IMMEDIATE); resolves once it holds it. It lets go on
+ * `release()`, or `holdMs` after `release(holdMs)` reached it (a timer in that process: the test's
+ * own event loop may be stuck in SQLite's busy wait meanwhile). `released` gives the time (Date.now())
+ * just before its COMMIT, once it has exited.
+ */
+async function holdLock(db: string): Promise<{ release(holdMs?: number): void; released: Promise<number> }> {
   const script = `
     const Database = require(${JSON.stringify(join(ROOT, 'node_modules/better-sqlite3'))})
     const db = new Database(process.argv[1])
     db.exec('BEGIN IMMEDIATE')
     console.log('locked')
-    setTimeout(() => { db.exec('COMMIT'); db.close(); console.log('released') }, Number(process.argv[2]))`
-  const child = spawn(process.execPath, ['-e', script, db, String(holdMs)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    require('node:readline').createInterface({ input: process.stdin }).once('line', (line) => {
+      setTimeout(() => { console.log(String(Date.now())); db.exec('COMMIT'); db.close(); process.exit(0) }, Number(line))
+    })`
+  const child = spawn(process.execPath, ['-e', script, db], { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout! })
-  await new Promise<void>((resolve) => lines.once('line', () => resolve()))
-  return { released: new Promise((resolve) => child.once('exit', () => resolve())) }
+  const out: string[] = []
+  lines.on('line', (line) => out.push(line))
+  await within(new Promise<void>((resolve) => lines.once('line', () => resolve())), 'the lock holder to take the lock')
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
+  return {
+    release: (holdMs = 0) => child.stdin!.write(`${holdMs}\n`),
+    released: exited.then(() => Number(out[1])),
+  }
 }
 
 describe('a locked database', () => {
@@ -336,27 +360,35 @@ describe('a locked database', () => {
     t = await startTestServer({ database: db })
     const id = (await gql(t.url, CREATE, { n: 'locked', d: heavy(3, 1) })).createWorkflow.workflow.id
 
-    // Shorter than the busy timeout (5 s): the commit simply waits.
-    let lock = await holdLock(db, 1500)
-    let since = Date.now()
+    // Held for 2.5 s from when the run is requested, less than the busy timeout (5 s): the commit
+    // simply waits. (This process's event loop is stuck in SQLite's busy wait meanwhile, so the lock
+    // holder times its release itself.)
+    let lock = await holdLock(db)
+    lock.release(2500)
     const run = (await gql(t.url, EXECUTE, { id })).executeWorkflow
+    const answeredAt = Date.now()
     expect(run.__typename).toBe('ExecuteWorkflowSuccess')
-    expect(Date.now() - since).toBeGreaterThanOrEqual(1000)
+    expect(answeredAt, 'answered only once the lock was released').toBeGreaterThanOrEqual(await lock.released)
     expect((await t.orchestrator.waitForRun(run.run.id)).status).toBe('SUCCEEDED')
     expect(t.orchestrator.context.journal.failures).toBe(0)
-    await lock.released
 
-    // Longer than the busy timeout: a direct write gives up with a clear error after 5 s; a run's
-    // changes are retried by the journal and commit once the lock is gone.
-    lock = await holdLock(db, 7000)
-    since = Date.now()
+    // Held until the test lets go, past the busy timeout: a direct write gives up with a clear error
+    // after 5 s; a run's changes are retried by the journal and commit once the lock is gone.
+    lock = await holdLock(db)
+    const since = Date.now()
     const refused = await post(t.url, CREATE, { n: 'blocked', d: heavy(1, 1) })
     expect(Date.now() - since).toBeGreaterThanOrEqual(4500)
     expectStorageError(refused.body, /SQLITE_BUSY/)
-    const queued = (await gql(t.url, EXECUTE, { id })).executeWorkflow
+    const journal = t.orchestrator.context.journal
+    const failures = journal.failures
+    const queuedAnswer = gql(t.url, EXECUTE, { id })
+    await until(() => journal.failures > failures, { what: "the run creation's commit to be refused while locked", everyMs: 20 })
+    lock.release()
+    const releasedAt = await lock.released
+    const queued = (await queuedAnswer).executeWorkflow
     expect(queued.__typename).toBe('ExecuteWorkflowSuccess')
+    expect(Date.now()).toBeGreaterThanOrEqual(releasedAt)
     expect((await t.orchestrator.waitForRun(queued.run.id)).status).toBe('SUCCEEDED')
-    await lock.released
     expect(readDb(db, (s) => (s.prepare("select count(*) as n from runs where status = 'SUCCEEDED'").get() as { n: number }).n)).toBe(2)
     expect(integrity(db)).toBe('ok')
   }, SLOW)

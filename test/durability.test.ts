@@ -60,6 +60,10 @@ function succeededSteps(sqlite: Database.Database, runId: string): number {
   return (sqlite.prepare("select count(*) as n from steps where run_id = ? and status = 'SUCCEEDED'").get(runId) as { n: number }).n
 }
 
+// Hang bound from the work: each test starts up to three worker processes (tsx start-up: seconds of
+// CPU, a minute or more each on a loaded machine with the suite's other files beside it).
+const WORKERS_MS = 600_000
+
 describe('crash safety', () => {
   it('finishes a run after SIGKILLs at several points, each step succeeding exactly once', async () => {
     const db = tempDb()
@@ -103,7 +107,7 @@ describe('crash safety', () => {
       expect((result.steps[id]!.output as { key: string }).key).toBe(`${runId}:${id}`)
     }
     await orchestrator.close()
-  }, 60_000)
+  }, WORKERS_MS)
 
   it('re-runs a step interrupted mid-attempt as a new attempt and records the interruption', async () => {
     const db = tempDb()
@@ -135,7 +139,7 @@ describe('crash safety', () => {
       expect(rows.map((r) => r.status)).toEqual([...Array(before - 1).fill('FAILED'), 'INTERRUPTED', 'SUCCEEDED'])
     }
     await orchestrator.close()
-  }, 60_000)
+  }, WORKERS_MS)
 
   it('resumes runs whose factory is registered only after the restart', async () => {
     const db = tempDb()
@@ -152,5 +156,5 @@ describe('crash safety', () => {
     const result = await orchestrator.waitForRun(runId)
     expect(result.status).toBe('SUCCEEDED')
     await orchestrator.close()
-  }, 60_000)
+  }, WORKERS_MS)
 })

@@ -424,5 +424,5 @@ describe('forEach durability', () => {
     expect(output.map((r) => r.index)).toEqual(Array.from({ length: 12 }, (_, i) => i))
     expect(output.map((r) => r.key)).toEqual(items.map((id) => `${runId}:${id}`))
     expect(result.output).toEqual(Array.from({ length: 12 }, (_, i) => `item-${i}`))
-  }, 60_000)
+  })
 })

@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { orchestratorFromConfig, ValidationError, type ProjectOrchestrator, type RunResult } from '../src/index.ts'
+import { until } from './support/barrier.ts'
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300)
@@ -229,7 +230,8 @@ async function checkDefinition(definition: unknown): Promise<void> {
     checkIssues((error as ValidationError).issues)
     return
   }
-  const run = await withTimeout(o.waitForRun(runId), 15_000, `run ${runId} of ${JSON.stringify(definition)}`)
+  // A hang bound: every generated run has step and run timeouts of at most a few seconds.
+  const run = await withTimeout(o.waitForRun(runId), 60_000, `run ${runId} of ${JSON.stringify(definition)}`)
   // The result handed to waiters (built as the run ends) is what its rows said then, field for field and in row order.
   expect(resultsAtEnd.has(runId)).toBe(true)
   expect(JSON.stringify(run)).toBe(JSON.stringify(resultsAtEnd.get(runId)))
@@ -237,10 +239,7 @@ async function checkDefinition(definition: unknown): Promise<void> {
   figures.byStatus[run.status] = (figures.byStatus[run.status] ?? 0) + 1
   // A rollback may still be going on after RUN_FAILED turned into ROLLING_BACK: wait for the end of it.
   let final = await o.getRun(runId)
-  for (let i = 0; i < 300 && !TERMINAL_RUN.has(final.status); i++) {
-    await new Promise((r) => setTimeout(r, 10))
-    final = await o.getRun(runId)
-  }
+  await until(async () => TERMINAL_RUN.has((final = await o.getRun(runId)).status), { what: `the rollback of ${runId} to end`, everyMs: 10 })
   expect(TERMINAL_RUN.has(final.status), `run ended ${final.status}`).toBe(true)
   for (const [stepId, step] of Object.entries(final.steps)) {
     figures.steps++
@@ -295,7 +294,7 @@ describe('fuzzing workflow definitions', () => {
     // A fair share of the inputs were accepted and run (the generator is not only producing garbage).
     expect(figures.runs).toBeGreaterThan(RUNS / 5)
     expect(figures.rejected).toBeGreaterThan(RUNS / 10)
-  }, 300_000)
+  }, 600_000)
 
   it('the engine is still healthy: nothing unhandled, and a normal workflow runs', async () => {
     expect(unhandled).toEqual([])

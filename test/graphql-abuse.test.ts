@@ -8,6 +8,7 @@ import { request as httpRequest } from 'node:http'
 import { createClient, type Client } from 'graphql-ws'
 import WebSocket from 'ws'
 import { startTestServer, type TestServer } from './helpers/server.ts'
+import { until } from './support/barrier.ts'
 import { LIMITS, MAX_JSON_DEPTH } from '../src/schema/builder.ts'
 import { DOCUMENT_LIMITS } from '../src/graphql-limits.ts'
 
@@ -213,7 +214,7 @@ describe('GraphQL over WebSocket: the same limits, one operation at a time', () 
     const wf = await t.request('mutation { createWorkflow(input: { name: "ws_alive", definition: { steps: [{ factory: "control", action: "noop" }] } }) { ... on CreateWorkflowSuccess { workflow { id } } } }')
     const id = (wf.data as any).createWorkflow.workflow.id
     await t.request(`mutation { executeWorkflow(input: { workflowId: "${id}" }) { __typename } }`)
-    for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 20))
+    await until(() => seen.length > 0, { what: 'an event on the live subscription', everyMs: 20 })
     expect(seen.length).toBeGreaterThan(0)
     await healthy()
   })
@@ -240,6 +241,9 @@ describe('expression budgets: a pathological expression fails its step, the engi
     }
   }
 
+  /** An expression's time budget (src/engine/expressions.ts): a held engine would be stuck that long. */
+  const BUDGET_MS = 1000
+
   const cases: { name: string; expression: string; message: RegExp }[] = [
     { name: 'catastrophic regex', expression: '{{ $contains("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", /^(a+)+$/) }}', message: /timed out after 1000 ms and was stopped/ },
     { name: 'exponential recursion', expression: '{{ ($f := function($n){ $n = 0 ? 0 : $f($n-1) + $f($n-1) }; $f(40)) }}', message: /timeout after 1000 milliseconds/i },
@@ -260,12 +264,14 @@ describe('expression budgets: a pathological expression fails its step, the engi
       expect(goodResult.status).toBe('SUCCEEDED')
       expect(badResult.status).toBe('FAILED')
       expect(badResult.steps.evil!.error, badResult.steps.evil!.error).toMatch(c.message)
-      // The engine was not held: the other run finished quickly and the event loop kept turning.
-      expect(goodMs, 'the other run').toBeLessThan(1000)
-      expect(lagMs, 'event-loop lag').toBeLessThan(500)
+      // The engine was not held: the other run finished meanwhile, and the event loop kept turning —
+      // never stuck for the expression's budget (a held engine is stuck for all of it; half is the
+      // bound, whatever the machine's speed). How long the other run took is a figure, not a check.
+      console.log(`graphql-abuse ${c.name}: other run ${goodMs} ms, largest event-loop lag ${lagMs} ms`)
+      expect(lagMs, 'event-loop lag').toBeLessThan(BUDGET_MS / 2)
       rejected++
       await healthy()
-    }, 30_000)
+    })
   }
 
   it('transform.map: a catastrophic regex is stopped at the 5 s budget without blocking the engine', async () => {
@@ -273,12 +279,13 @@ describe('expression budgets: a pathological expression fails its step, the engi
     const { value: result, lagMs } = await maxLag(t.orchestrator.waitForRun(bad))
     expect(result.status).toBe('FAILED')
     expect(result.steps.evil!.error).toMatch(/timed out after 5000 ms and was stopped/)
-    expect(lagMs).toBeLessThan(500)
+    // Held, the engine would be stuck for the whole 5 s budget.
+    expect(lagMs).toBeLessThan(5000 / 2)
     rejected++
     // Regexes that behave still work.
     const ok = await runOf({ steps: [{ id: 'fine', factory: 'transform', action: 'map', params: { expression: '$match("a-b-c", /[a-z]/).match', input: {} } }] })
     const fine = await t.orchestrator.waitForRun(ok)
     expect(fine.status, fine.steps.fine?.error).toBe('SUCCEEDED')
     expect(fine.steps.fine!.output).toEqual(['a', 'b', 'c'])
-  }, 30_000)
+  })
 })

@@ -125,11 +125,14 @@ describe('subscriptions', () => {
     t = await startTestServer({ factories: { gate: factory } })
     const workflowId = await createWorkflow({ steps: [{ id: 'w', factory: 'gate', action: 'wait', params: { n: 1 } }, { id: 'z', factory: 'gate', action: 'quick', params: { n: 2 } }] })
     const runId = await execute(workflowId)
-    await new Promise((r) => setTimeout(r, 50))
+    // The past is committed (w is waiting at its gate) before "HEAD" is asked for...
+    await until(async () => (await t!.orchestrator.getHistory(runId)).some((e) => e.type === 'STEP_STARTED' && e.stepId === 'w'), 'w to start')
+    const listeners = t.orchestrator.context.bus.size
     const client = t.ws()
     const head = collect<Ev>(client, print(RunEventsDocument), { runId, after: 'HEAD' })
     const updates = collect<{ runUpdated: { status: string; steps: { stepId: string; status: string }[] } }>(client, print(RunUpdatedDocument), { runId })
-    await new Promise((r) => setTimeout(r, 50))
+    // ...and both subscriptions listen before anything new happens.
+    await until(() => t!.orchestrator.context.bus.size >= listeners + 2, 'both subscriptions to listen')
     open()
     const events = (await head.done).map((i) => i.runEvents)
     expect(events.some((e) => e.type === 'RUN_CREATED' || e.type === 'RUN_STARTED')).toBe(false)

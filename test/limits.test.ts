@@ -9,6 +9,7 @@ import {
   ProjectOrchestrator, defineFactory, type ActionContext, type StepDefinition,
 } from '../src/index.ts'
 import { openedPerTest } from './support/opened.ts'
+import { until } from './support/barrier.ts'
 
 const opened = openedPerTest()
 
@@ -65,14 +66,6 @@ function deferred<T = void>() {
   return { promise, resolve }
 }
 
-/** Polls (without any time assertion) until `check` holds; fails the test if it never does. */
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (check()) return
-    await new Promise((r) => setTimeout(r, 2))
-  }
-  throw new Error(`never happened: ${what}`)
-}
 
 /**
  * A factory whose `work` action tracks itself in `global` and in per-key gauges (by run, by step

@@ -10,6 +10,7 @@ import {
 } from '../src/index.ts'
 import { backoffDelay, resolveRetry, DEFAULT_RETRY, type ResolvedRetry } from '../src/engine/retry.ts'
 import { openedPerTest } from './support/opened.ts'
+import { until } from './support/barrier.ts'
 
 const opened = openedPerTest()
 
@@ -805,7 +806,7 @@ describe('cancelRun', () => {
     })
     const { runId } = await o.startWorkflow(wf)
     await Promise.all([c.enteredOf('p1').promise, c.enteredOf('p2').promise])
-    for (let i = 0; i < 100 && (await o.getRun(runId)).steps.r!.status !== 'RETRY_SCHEDULED'; i++) await new Promise((r) => setTimeout(r, 1))
+    await until(async () => (await o.getRun(runId)).steps.r!.status === 'RETRY_SCHEDULED', 'r to wait for its retry')
     expect((await o.getRun(runId)).steps.r!.status).toBe('RETRY_SCHEDULED')
 
     const result = await o.cancelRun(runId)

@@ -318,5 +318,5 @@ describe('retryRun across a crash', () => {
     const history = await o.getHistory(runId)
     expect(history.find((e) => e.type === 'STEP_STARTED' && e.stepId === 'charge')!.payload).toEqual({ params: { amount: 9 } })
     expect((await o.getRun(failedRunId)).status).toBe('CANCELLED')
-  }, 60_000)
+  })
 })

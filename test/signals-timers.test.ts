@@ -219,7 +219,7 @@ describe('control.delay', () => {
     expect(ofType(history, 'STEP_STARTED', 'wait')).toHaveLength(1)
     expect(result.steps.wait!.attempts).toBe(1)
     expect(history.filter((e) => e.type === 'RUN_SUCCEEDED')).toHaveLength(1)
-  }, 60_000)
+  })
 })
 
 describe('signalRun (GraphQL)', () => {

@@ -367,5 +367,5 @@ describe('sub-workflow durability', () => {
     for (let i = 1; i <= 6; i++) {
       expect(childHistory.filter((e) => e.type === 'STEP_SUCCEEDED' && e.stepId === `c${i}`), `c${i}`).toHaveLength(1)
     }
-  }, 60_000)
+  })
 })
