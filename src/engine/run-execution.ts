@@ -12,56 +12,24 @@ import type { RunSpec } from './run-spec.ts'
 import { assertRunTransition, assertStepTransition, SETTLED_STEP_STATUSES } from './states.ts'
 import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from './expressions.ts'
 import { resolveRetry, retryDelay } from './retry.ts'
-import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
-import { summarize, summarizeText, toJson, toJsonText } from './summary.ts'
+import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, TimeoutError } from './errors.ts'
+import { summarize, summarizeText, toJsonText } from './summary.ts'
 import { jsonSizeUpTo } from './expression-size.ts'
 import { bytesOver, clipMessage, formatBytes, sizeMessage } from './value-limits.ts'
 import { AttemptAbort, AttemptContext } from './attempt-context.ts'
+import type { Settlement, SettledStatus, StepState } from './step-state.ts'
+import { StepWaits, type WaitingRun } from './waits.ts'
 
 /** Items one forEach may fan out into. */
 export const MAX_FOR_EACH_ITEMS = 100_000
 /** `failGraceMs` when a workflow does not set it. */
 export const DEFAULT_FAIL_GRACE_MS = 60_000
-import { isWaitInstruction, readWaitRecord, waitRecord, type WaitSpec } from './wait.ts'
-
-interface StepState {
-  node: GraphNode
-  status: StepStatus
-  attempts: number
-  output: unknown
-  error: string | undefined
-  /** Dependencies not settled yet. */
-  remaining: number
-  /** Members of a group not settled yet. */
-  childrenLeft: number
-  /** A dependency failed (or was skipped because of a failure): this step will be skipped. */
-  upstreamFailed: boolean
-  /** A member of this group failed. */
-  memberFailed: boolean
-  params: Record<string, unknown> | undefined
-  preparing: boolean
-  /** Waiting for the journal to admit it before it becomes READY (see `enqueue`). */
-  admitting: boolean
-  /** The running attempt's abort (its AbortSignal is made only if the action reads `ctx.signal`). */
-  controller?: AttemptAbort
-  timer?: NodeJS.Timeout
-  held?: Pool[]
-  waiter?: Waiter
-  /** Bumped when an attempt ends: a late result of an abandoned attempt is ignored. */
-  token: number
-  startedAt?: number
-  /** Set while WAITING: what wakes the step. */
-  wait?: WaitSpec
-  /** A forEach item's params, resolved when the list was expanded: used as they are. */
-  fixedParams?: Record<string, unknown>
-  /** A forEach step's items, in order (made at run time, so not in the shared graph). */
-  items?: string[]
-}
+import { isWaitInstruction } from './wait.ts'
 
 
 export type { RunSpec }
 
-export class RunExecution implements RunHandle {
+export class RunExecution implements RunHandle, WaitingRun {
   status: RunStatus
   readonly id: string
   private readonly states = new Map<string, StepState>()
@@ -73,7 +41,8 @@ export class RunExecution implements RunHandle {
   private unsettled = 0
   private inFlight = 0
   private stopping: { status: RunStatus; error?: string } | undefined
-  private finalizing = false
+  /** Settling its last steps (see finalize): read by the collaborators, set only here. */
+  finalizing = false
   private completed = 0
   private runPool: Pool
   private deadlineTimer: NodeJS.Timeout | undefined
@@ -81,16 +50,19 @@ export class RunExecution implements RunHandle {
   private ended: { output: unknown; error: string | null } | undefined
   /** Bounds how long running actions may go on after a failure stopped the run (`failGraceMs`). */
   private graceTimer: NodeJS.Timeout | undefined
-  private abandoned = false
+  /** Shut down (see abandon): read by the collaborators, set only here. */
+  abandoned = false
   /** One of its changes was refused (see storageRefused). */
   private unstored = false
   /** Where every change of this run is recorded (the only part that knows the storage). */
   private readonly rec: StepRecorder
+  private readonly waits: StepWaits
 
   constructor(private readonly host: ExecutionHost, readonly spec: RunSpec, status: RunStatus) {
     this.id = spec.id
     this.status = status
     this.rec = new StepRecorder(host.conn, host.journal, spec.id, spec.workflowId)
+    this.waits = new StepWaits(this, this.rec, this.states)
     const maxParallel = spec.definition.maxParallel ?? host.defaultMaxParallel
     this.runPool = host.pools.pool(`run:${spec.id}`, maxParallel ?? Number.POSITIVE_INFINITY)
     this.baseScope = {
@@ -200,12 +172,9 @@ export class RunExecution implements RunHandle {
         case 'PENDING':
           this.maybeActivate(state)
           break
-        case 'WAITING': {
-          const row = rows.find((r) => r.stepId === state.node.id)
-          state.wait = readWaitRecord(row?.output) ?? { signal: true }
-          this.armWait(state)
+        case 'WAITING':
+          this.waits.resume(state, rows.find((r) => r.stepId === state.node.id)?.output)
           break
-        }
         default:
           break
       }
@@ -639,7 +608,7 @@ export class RunExecution implements RunHandle {
 
   private attemptSucceeded(state: StepState, action: RegisteredAction, raw: unknown): void {
     if (isWaitInstruction(raw)) {
-      this.startWaiting(state, { signal: raw.signal, until: raw.until })
+      this.waits.start(state, { signal: raw.signal, until: raw.until })
       return
     }
     let output: unknown
@@ -679,43 +648,9 @@ export class RunExecution implements RunHandle {
     this.settle(state, 'SUCCEEDED', { output, outputText })
   }
 
-  // ---------------------------------------------------------------- waits (signals and timers)
-
-  private startWaiting(state: StepState, wait: WaitSpec): void {
-    this.moveTo(state, 'WAITING')
-    state.wait = wait
-    const record = waitRecord(wait)
-    this.rec.attemptEnded(state.node.id, state.attempts, 'WAITING', null)
-    this.rec.waiting(state, record, wait.until ?? null, record.waiting)
-    this.armWait(state)
-  }
-
-  private armWait(state: StepState): void {
-    const until = state.wait?.until
-    if (until === undefined) return
-    state.timer = setTimeout(() => {
-      state.timer = undefined
-      if (state.status !== 'WAITING' || this.finalizing || this.abandoned) return
-      if (state.wait?.signal) this.finishWaiting(state, 'FAILED', undefined, `no signal arrived before ${new Date(until).toISOString()}`)
-      else this.finishWaiting(state, 'SUCCEEDED', { firedAt: Date.now(), until })
-    }, Math.max(0, until - Date.now()))
-  }
-
-  private finishWaiting(state: StepState, status: 'SUCCEEDED' | 'FAILED', output: unknown, error?: string): void {
-    this.rec.attemptEnded(state.node.id, state.attempts, status, error ?? null)
-    state.wait = undefined
-    if (status === 'SUCCEEDED') this.settle(state, 'SUCCEEDED', { output })
-    else this.fail(state, error!, false)
-  }
-
-  /** Delivers `signalRun`'s payload to a step waiting for a signal: it becomes the step's output. */
+  /** Delivers `signalRun`'s payload to a step waiting for a signal (see StepWaits). */
   signal(stepId: string, payload: unknown): void {
-    const state = this.states.get(stepId)
-    if (!state) throw new NotFoundError(`run ${this.id} has no step "${stepId}"`)
-    if (state.status !== 'WAITING' || !state.wait?.signal || this.finalizing) {
-      throw new ConflictError(`step "${stepId}" of run ${this.id} is ${state.status}, not waiting for a signal`)
-    }
-    this.finishWaiting(state, 'SUCCEEDED', toJson(payload ?? null))
+    this.waits.signal(stepId, payload)
   }
 
   // ---------------------------------------------------------------- pause
@@ -802,17 +737,11 @@ export class RunExecution implements RunHandle {
 
   // ---------------------------------------------------------------- settling
 
-  private fail(state: StepState, error: string, retryable: boolean): void {
+  fail(state: StepState, error: string, retryable: boolean): void {
     this.settle(state, 'FAILED', { error, retryable })
   }
 
-  private settle(
-    state: StepState,
-    status: 'SUCCEEDED' | 'FAILED' | 'SKIPPED' | 'CANCELLED',
-    extra: {
-      output?: unknown; outputText?: string; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean
-    },
-  ): void {
+  settle(state: StepState, status: SettledStatus, extra: Settlement): void {
     this.moveTo(state, status)
     clearTimeout(state.timer)
     state.timer = undefined
@@ -1011,7 +940,7 @@ export class RunExecution implements RunHandle {
   // ---------------------------------------------------------------- helpers
 
   /** Every step status change goes through the one table of legal transitions (states.ts). */
-  private moveTo(state: StepState, to: StepStatus): void {
+  moveTo(state: StepState, to: StepStatus): void {
     assertStepTransition(state.node.id, state.status, to)
     state.status = to
   }
