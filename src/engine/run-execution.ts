@@ -3,33 +3,29 @@
 // they are dispatched at once, no polling.
 import type { StepRow } from '../db/schema.ts'
 import { StepRecorder } from './step-recorder.ts'
-import { TERMINAL_RUN_STATUSES, type ActionContext, type EventType, type RunResult, type RunStatus, type StepDefinition, type StepResult, type StepStatus, type WorkflowDefinition } from './interfaces.ts'
-import type { Graph, GraphNode } from './graph.ts'
+import { TERMINAL_RUN_STATUSES, type EventType, type RunResult, type RunStatus, type StepDefinition, type StepResult, type StepStatus } from './interfaces.ts'
+import type { GraphNode } from './graph.ts'
 import type { RegisteredAction } from './factory.ts'
 import type { Pool, Waiter } from './pools.ts'
 import type { ExecutionHost, RunHandle } from './execution-host.ts'
 import type { RunSpec } from './run-spec.ts'
 import { assertRunTransition, assertStepTransition, SETTLED_STEP_STATUSES } from './states.ts'
 import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from './expressions.ts'
-import { resolveRetry, retryDelay } from './retry.ts'
-import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, TimeoutError } from './errors.ts'
+import { CancelledError, ConflictError, errorMessage, TimeoutError } from './errors.ts'
 import { summarize, summarizeText, toJsonText } from './summary.ts'
-import { jsonSizeUpTo } from './expression-size.ts'
-import { bytesOver, clipMessage, formatBytes, sizeMessage } from './value-limits.ts'
-import { AttemptAbort, AttemptContext } from './attempt-context.ts'
+import { bytesOver, sizeMessage } from './value-limits.ts'
 import type { Settlement, SettledStatus, StepState } from './step-state.ts'
+import { StepAttempts, type AttemptRun } from './attempts.ts'
 import { StepWaits, type WaitingRun } from './waits.ts'
 
 /** Items one forEach may fan out into. */
 export const MAX_FOR_EACH_ITEMS = 100_000
 /** `failGraceMs` when a workflow does not set it. */
 export const DEFAULT_FAIL_GRACE_MS = 60_000
-import { isWaitInstruction } from './wait.ts'
-
 
 export type { RunSpec }
 
-export class RunExecution implements RunHandle, WaitingRun {
+export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
   status: RunStatus
   readonly id: string
   private readonly states = new Map<string, StepState>()
@@ -39,7 +35,6 @@ export class RunExecution implements RunHandle, WaitingRun {
   private readonly outputs: Record<string, unknown> = {}
   private readonly baseScope: Record<string, unknown>
   private unsettled = 0
-  private inFlight = 0
   private stopping: { status: RunStatus; error?: string } | undefined
   /** Settling its last steps (see finalize): read by the collaborators, set only here. */
   finalizing = false
@@ -57,12 +52,14 @@ export class RunExecution implements RunHandle, WaitingRun {
   /** Where every change of this run is recorded (the only part that knows the storage). */
   private readonly rec: StepRecorder
   private readonly waits: StepWaits
+  private readonly attempts: StepAttempts
 
   constructor(private readonly host: ExecutionHost, readonly spec: RunSpec, status: RunStatus) {
     this.id = spec.id
     this.status = status
     this.rec = new StepRecorder(host.conn, host.journal, spec.id, spec.workflowId)
     this.waits = new StepWaits(this, this.rec, this.states)
+    this.attempts = new StepAttempts(this, host, this.rec, this.outputs, this.waits)
     const maxParallel = spec.definition.maxParallel ?? host.defaultMaxParallel
     this.runPool = host.pools.pool(`run:${spec.id}`, maxParallel ?? Number.POSITIVE_INFINITY)
     this.baseScope = {
@@ -166,7 +163,7 @@ export class RunExecution implements RunHandle, WaitingRun {
           break
         case 'RETRY_SCHEDULED': {
           const row = rows.find((r) => r.stepId === state.node.id)
-          this.armRetry(state, Math.max(0, (row?.wakeAt ?? Date.now()) - Date.now()))
+          this.attempts.armRetry(state, Math.max(0, (row?.wakeAt ?? Date.now()) - Date.now()))
           break
         }
         case 'PENDING':
@@ -197,10 +194,7 @@ export class RunExecution implements RunHandle, WaitingRun {
   /** Aborts every running action and records its attempt CANCELLED; `finalize` then settles the steps. */
   private abortRunning(reason: Error): void {
     for (const state of this.states.values()) {
-      if (state.status !== 'RUNNING' || state.node.kind !== 'action') continue
-      state.controller?.abort(reason)
-      this.endAttempt(state)
-      this.rec.attemptEnded(state.node.id, state.attempts, 'CANCELLED', reason.message)
+      if (state.status === 'RUNNING' && state.node.kind === 'action') this.attempts.cancel(state, reason)
     }
   }
 
@@ -213,10 +207,7 @@ export class RunExecution implements RunHandle, WaitingRun {
     for (const state of this.states.values()) {
       clearTimeout(state.timer)
       if (state.waiter) state.waiter.cancelled = true
-      if (state.status === 'RUNNING' && state.controller) {
-        state.controller.abort(reason)
-        this.endAttempt(state)
-      }
+      this.attempts.abandon(state, reason)
     }
     this.dropPools()
   }
@@ -246,7 +237,7 @@ export class RunExecution implements RunHandle, WaitingRun {
   }
 
   get activeActions(): number {
-    return this.inFlight
+    return this.attempts.inFlight
   }
 
   /**
@@ -460,7 +451,7 @@ export class RunExecution implements RunHandle, WaitingRun {
    * STARTED's row write supersedes READY's. Made READY at once, it became READY in the full commit
    * and started in the next, writing its row twice. Its STEP_READY is recorded all the same.
    */
-  private enqueue(state: StepState, recovered: boolean): void {
+  enqueue(state: StepState, recovered: boolean): void {
     if (recovered) {
       this.enqueueAdmitted(state, true)
       return
@@ -512,140 +503,9 @@ export class RunExecution implements RunHandle, WaitingRun {
     }
     // `start` assigned, not in the literal: see contextFor.
     const waiter: Waiter = { pools, start: unassigned }
-    waiter.start = () => this.rec.admit(() => this.startAttempt(state, action, pools))
+    waiter.start = () => this.rec.admit(() => this.attempts.start(state, action, pools))
     state.waiter = waiter
     this.host.pools.acquire(waiter)
-  }
-
-  // ---------------------------------------------------------------- attempts
-
-  private startAttempt(state: StepState, action: RegisteredAction, pools: Pool[]): void {
-    state.waiter = undefined
-    if (state.status !== 'READY' || !this.active || this.host.draining) {
-      this.host.pools.release(pools)
-      return
-    }
-    const attempt = ++state.attempts
-    this.moveTo(state, 'RUNNING')
-    state.held = pools
-    state.startedAt = Date.now()
-    const token = state.token
-    const rawParams = state.params ?? {}
-    this.inFlight++
-    const controller = new AttemptAbort()
-    state.controller = controller
-    const timeoutMs = state.node.def.timeoutMs ?? action.definition.timeoutMs ?? this.spec.definition.stepTimeoutMs
-    if (timeoutMs) {
-      state.timer = setTimeout(() => {
-        if (state.token !== token || state.status !== 'RUNNING') return
-        const error = new TimeoutError(`step ${state.node.id} timed out after ${timeoutMs} ms`)
-        controller.abort(error)
-        this.concludeAttempt(state, () => this.attemptFailed(state, action, error))
-      }, timeoutMs)
-    }
-
-    const parsed = action.definition.input ? action.definition.input.safeParse(rawParams) : { success: true as const, data: rawParams }
-    const start = { runId: this.id, stepId: state.node.id, attempt, params: rawParams, at: state.startedAt }
-    if (!parsed.success) {
-      // Recorded started and failed, never called.
-      this.rec.started(state, start, { params: summarize(rawParams) }, noop)
-      const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; ')
-      this.concludeAttempt(state, () => this.attemptFailed(state, action, new NonRetryableError(`invalid params: ${detail}`)))
-      return
-    }
-    // Write-ahead: the action is called once its STARTED attempt (and everything before it) is committed.
-    this.rec.started(state, start, { params: summarize(rawParams) }, () => this.invoke(state, action, token, controller, parsed.data as Record<string, unknown>))
-  }
-
-  /** Calls the action of an attempt whose start is committed, unless the attempt ended meanwhile (timed out, cancelled, shut down). */
-  private invoke(state: StepState, action: RegisteredAction, token: number, controller: AttemptAbort, params: Record<string, unknown>): void {
-    if (state.token !== token || state.status !== 'RUNNING') return
-    const ctx = this.contextFor(state, state.attempts, controller, token, params)
-    let promise: Promise<unknown>
-    try {
-      promise = Promise.resolve(action.definition.run(params, ctx))
-    } catch (error) {
-      promise = Promise.reject(error)
-    }
-    promise.then(
-      (output) => {
-        if (state.token !== token || state.status !== 'RUNNING') return
-        this.concludeAttempt(state, () => this.attemptSucceeded(state, action, output))
-      },
-      (error) => {
-        if (state.token !== token || state.status !== 'RUNNING') return
-        this.concludeAttempt(state, () => this.attemptFailed(state, action, error))
-      },
-    )
-  }
-
-  /** Frees what an attempt held (its slots too, unless `release` is false: then they are returned); late results of it are ignored from now on. */
-  private endAttempt(state: StepState, release = true): Pool[] | undefined {
-    state.token++
-    clearTimeout(state.timer)
-    state.timer = undefined
-    state.controller = undefined
-    if (!state.held) return undefined
-    const held = state.held
-    state.held = undefined
-    this.inFlight--
-    if (release) this.host.pools.release(held)
-    return held
-  }
-
-  /**
-   * Ends an attempt and records its outcome before its slots go to the next waiter: releasing first
-   * would start a queued step (of this run, on a full pool) before a failure here stops the run.
-   */
-  private concludeAttempt(state: StepState, outcome: () => void): void {
-    const held = this.endAttempt(state, false)
-    try {
-      outcome()
-    } finally {
-      if (held) this.host.pools.release(held)
-    }
-  }
-
-  private attemptSucceeded(state: StepState, action: RegisteredAction, raw: unknown): void {
-    if (isWaitInstruction(raw)) {
-      this.waits.start(state, { signal: raw.signal, until: raw.until })
-      return
-    }
-    let output: unknown
-    let outputText: string
-    let checked = raw
-    if (action.definition.output) {
-      const parsed = action.definition.output.safeParse(raw)
-      if (!parsed.success) {
-        const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(output)'}: ${i.message}`).join('; ')
-        this.attemptFailed(state, action, new NonRetryableError(`output does not match the action's schema: ${detail}`))
-        return
-      }
-      checked = parsed.data
-    }
-    const limit = this.host.limits.maxValueBytes
-    try {
-      // Measured before it is serialised: a huge output is refused without making its text.
-      if (jsonSizeUpTo(checked, limit) > limit) {
-        this.attemptFailed(state, action, new NonRetryableError(`output is larger than the limit of ${formatBytes(limit)} (limits.maxValueBytes)`))
-        return
-      }
-      // The JSON text is kept for the step row and the event's summary: stringified once.
-      ;({ value: output, text: outputText } = toJsonText(checked))
-    } catch (error) {
-      // A cycle, a BigInt, or nesting deep enough to overflow the stack while serialising.
-      const why = error instanceof RangeError ? 'it is nested too deeply' : errorMessage(error)
-      this.attemptFailed(state, action, new NonRetryableError(`output cannot be stored as JSON: ${why}`))
-      return
-    }
-    // Escapes are not counted above.
-    const bytes = bytesOver(outputText, limit)
-    if (bytes !== undefined) {
-      this.attemptFailed(state, action, new NonRetryableError(sizeMessage('output', bytes, limit, 'limits.maxValueBytes')))
-      return
-    }
-    this.rec.attemptEnded(state.node.id, state.attempts, 'SUCCEEDED', null)
-    this.settle(state, 'SUCCEEDED', { output, outputText })
   }
 
   /** Delivers `signalRun`'s payload to a step waiting for a signal (see StepWaits). */
@@ -678,61 +538,6 @@ export class RunExecution implements RunHandle, WaitingRun {
       else if (state.status === 'RUNNING' && (state.node.kind === 'group' || state.node.kind === 'forEach') && state.childrenLeft === 0) this.settleGroup(state)
     }
     this.checkDone()
-  }
-
-  private attemptFailed(state: StepState, action: RegisteredAction, error: unknown): void {
-    const message = clipMessage(errorMessage(error), this.host.limits.maxMessageBytes)
-    const attempt = state.attempts
-    this.rec.attemptEnded(state.node.id, attempt, 'FAILED', message)
-    const policy = resolveRetry(state.node.def.retry, action.definition.retry, this.spec.definition.retry)
-    if (isRetryable(error) && attempt < policy.maxAttempts && this.active) {
-      const delayMs = retryDelay(policy, attempt, error)
-      const wakeAt = Date.now() + delayMs
-      this.moveTo(state, 'RETRY_SCHEDULED')
-      state.error = message
-      this.rec.retryScheduled(state, wakeAt, message, { error: message, delayMs, nextAttempt: attempt + 1, wakeAt })
-      this.armRetry(state, delayMs)
-      return
-    }
-    this.fail(state, message, isRetryable(error))
-  }
-
-  private armRetry(state: StepState, delayMs: number): void {
-    state.timer = setTimeout(() => {
-      state.timer = undefined
-      if (state.status !== 'RETRY_SCHEDULED' || !this.active) return
-      this.enqueue(state, false)
-    }, delayMs)
-  }
-
-  private contextFor(state: StepState, attempt: number, abort: AttemptAbort, token: number, params: Record<string, unknown>): ActionContext {
-    const stepId = state.node.id
-    // The methods are assigned below, not written in a literal: tsx (esbuild's keepNames) wraps each
-    // named function of a literal in a `__name()` call (an Object.defineProperty) on every attempt.
-    const ctx: ActionContext = new AttemptContext(
-      abort, this.id, this.spec.workflowId, stepId, attempt, `${this.id}:${stepId}`, this.outputs,
-      state.node.previous ? this.outputs[state.node.previous] : undefined, this.spec.input, params,
-    )
-    ctx.progress = (fraction: number, message?: string) => {
-      if (!isLive(state, token)) return
-      const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
-      this.rec.noted(state, 'STEP_PROGRESS', { fraction: f, message: message === undefined ? null : clipMessage(String(message), this.host.limits.maxMessageBytes) })
-    }
-    ctx.artifact = (file) => {
-      // An abandoned attempt (timed out, cancelled) must not leave files behind.
-      if (!isLive(state, token)) throw new CancelledError('this attempt is no longer current')
-      const saved = this.host.artifacts.save(this.id, stepId, file, (insert, info) =>
-        this.rec.noted(state, 'STEP_LOG', {
-          message: `artifact ${info.name}${info.mimeTypeReplaced ? `: ${info.mimeTypeReplaced}` : ''}`, artifact: { id: info.id, name: info.name, mimeType: info.mimeType, size: info.size },
-        }, insert),
-      )
-      return { id: saved.id, name: saved.name, mimeType: saved.mimeType, size: saved.size }
-    }
-    ctx.log = (message: string, data?: unknown) => {
-      if (!isLive(state, token)) return
-      this.rec.noted(state, 'STEP_LOG', { message: clipMessage(String(message), this.host.limits.maxMessageBytes), data: summarize(data) })
-    }
-    return ctx
   }
 
   // ---------------------------------------------------------------- settling
@@ -834,7 +639,7 @@ export class RunExecution implements RunHandle, WaitingRun {
     const graceMs = this.spec.definition.failGraceMs ?? DEFAULT_FAIL_GRACE_MS
     this.graceTimer = setTimeout(() => {
       this.graceTimer = undefined
-      if (this.finalizing || this.abandoned || this.inFlight === 0) return
+      if (this.finalizing || this.abandoned || this.attempts.inFlight === 0) return
       this.abortRunning(new CancelledError(`aborted: still running ${graceMs} ms after the run failed (failGraceMs)`))
       this.finalize(status, error)
     }, graceMs)
@@ -843,7 +648,7 @@ export class RunExecution implements RunHandle, WaitingRun {
   private checkDone(): void {
     if (this.finalizing || this.abandoned) return
     if (this.stopping) {
-      if (this.inFlight === 0 && !this.anyPreparing()) this.finalize(this.stopping.status, this.stopping.error)
+      if (this.attempts.inFlight === 0 && !this.anyPreparing()) this.finalize(this.stopping.status, this.stopping.error)
       return
     }
     // A paused run finishes only after it is resumed.
@@ -945,7 +750,8 @@ export class RunExecution implements RunHandle, WaitingRun {
     state.status = to
   }
 
-  private get active(): boolean {
+  /** RUNNING, not stopping, ending or shut down: steps may start. */
+  get active(): boolean {
     return this.status === 'RUNNING' && !this.stopping && !this.finalizing && !this.abandoned
   }
 
@@ -957,13 +763,6 @@ export class RunExecution implements RunHandle, WaitingRun {
     return { ...this.baseScope, previous: state.node.previous ? this.outputs[state.node.previous] ?? null : null }
   }
 }
-
-/** The current attempt of the step is `token` and still running (a late call of an abandoned one is ignored). */
-function isLive(state: StepState, token: number): boolean {
-  return state.token === token && state.status === 'RUNNING'
-}
-
-function noop(): void {}
 
 /** Placeholder of a method assigned right after its object literal. */
 function unassigned(): never {
