@@ -3,8 +3,7 @@
 // they are dispatched at once, no polling.
 import type { StepRow } from '../db/schema.ts'
 import { StepRecorder } from './step-recorder.ts'
-import { TERMINAL_RUN_STATUSES, type EventType, type RunResult, type RunStatus, type StepDefinition, type StepResult, type StepStatus } from './interfaces.ts'
-import type { GraphNode } from './graph.ts'
+import { TERMINAL_RUN_STATUSES, type EventType, type RunResult, type RunStatus, type StepResult, type StepStatus } from './interfaces.ts'
 import type { RegisteredAction } from './factory.ts'
 import type { Pool, Waiter } from './pools.ts'
 import type { ExecutionHost, RunHandle } from './execution-host.ts'
@@ -17,15 +16,17 @@ import { bytesOver, sizeMessage } from './value-limits.ts'
 import type { Settlement, SettledStatus, StepState } from './step-state.ts'
 import { StepAttempts, type AttemptRun } from './attempts.ts'
 import { StepWaits, type WaitingRun } from './waits.ts'
+import { ForEachSteps, forEachItems, type ForEachRun } from './for-each.ts'
+import { SubWorkflowSteps, type SubWorkflowRun } from './sub-workflows.ts'
 
-/** Items one forEach may fan out into. */
-export const MAX_FOR_EACH_ITEMS = 100_000
+export { MAX_FOR_EACH_ITEMS } from './for-each.ts'
+
 /** `failGraceMs` when a workflow does not set it. */
 export const DEFAULT_FAIL_GRACE_MS = 60_000
 
 export type { RunSpec }
 
-export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
+export class RunExecution implements RunHandle, AttemptRun, WaitingRun, ForEachRun, SubWorkflowRun {
   status: RunStatus
   readonly id: string
   private readonly states = new Map<string, StepState>()
@@ -53,6 +54,8 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
   private readonly rec: StepRecorder
   private readonly waits: StepWaits
   private readonly attempts: StepAttempts
+  private readonly forEach: ForEachSteps
+  private readonly subWorkflows: SubWorkflowSteps
 
   constructor(private readonly host: ExecutionHost, readonly spec: RunSpec, status: RunStatus) {
     this.id = spec.id
@@ -60,6 +63,8 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
     this.rec = new StepRecorder(host.conn, host.journal, spec.id, spec.workflowId)
     this.waits = new StepWaits(this, this.rec, this.states)
     this.attempts = new StepAttempts(this, host, this.rec, this.outputs, this.waits)
+    this.forEach = new ForEachSteps(this, this.rec)
+    this.subWorkflows = new SubWorkflowSteps(this, host, this.rec, this.states)
     const maxParallel = spec.definition.maxParallel ?? host.defaultMaxParallel
     this.runPool = host.pools.pool(`run:${spec.id}`, maxParallel ?? Number.POSITIVE_INFINITY)
     this.baseScope = {
@@ -103,7 +108,7 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
     for (const row of rows) {
       if (this.states.has(row.stepId) || !row.parentStepId) continue
       const parent = this.states.get(row.parentStepId)
-      if (parent?.node.kind === 'forEach') this.addItem(parent, row.stepId, (row.params as Record<string, unknown>) ?? {})
+      if (parent?.node.kind === 'forEach') this.forEach.addItem(parent, row.stepId, (row.params as Record<string, unknown>) ?? {})
     }
     for (const row of rows) {
       const state = this.states.get(row.stepId)
@@ -148,10 +153,9 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
       switch (status) {
         case 'RUNNING':
           if (state.node.kind === 'subworkflow') {
-            this.host.reattachChildRun(this, state.node.id)
+            this.subWorkflows.reattach(state)
           } else if (state.node.kind === 'group' || state.node.kind === 'forEach') {
-            if (state.childrenLeft === 0) this.settleGroup(state)
-            else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
+            this.startMembers(state)
           } else {
             // Interrupted mid-attempt: at-least-once, run it again as a new attempt.
             this.rec.attemptEnded(state.node.id, state.attempts, 'INTERRUPTED', 'the process stopped during this attempt')
@@ -186,7 +190,7 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
     }
     const error = reason ?? (status === 'TIMED_OUT' ? 'run timed out' : 'run cancelled')
     this.stopping = { status, error }
-    for (const stepId of this.runningSubWorkflows()) this.host.cancelChildRun(this.id, stepId)
+    this.subWorkflows.cancelChildren()
     this.abortRunning(status === 'TIMED_OUT' ? new TimeoutError(error) : new CancelledError(error))
     this.finalize(status, error)
   }
@@ -315,7 +319,7 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
       if (typeof def.when !== 'string' || isTruthy(await evaluateExpression(def.when, scope))) {
         if (state.node.kind === 'forEach') {
           stage = 'forEach'
-          const items = await this.forEachItems(def.forEach!, scope)
+          const items = await forEachItems(def.forEach!, scope)
           stage = 'params'
           const each: Record<string, unknown>[] = []
           for (let index = 0; index < items.length; index++) {
@@ -338,85 +342,25 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
     }
     if (failure !== undefined) this.fail(state, failure, false)
     else if (params === undefined) this.settle(state, 'SKIPPED', { reason: 'when is false' })
-    else if (Array.isArray(params)) this.expandForEach(state, params)
+    else if (Array.isArray(params)) this.forEach.expand(state, params)
     else this.activate(state, params)
   }
 
-  // ---------------------------------------------------------------- sub-workflows
-
-  /** RUNNING while a child run of the template or inline workflow runs; it takes the child's output. */
-  private startSubWorkflow(state: StepState, params: Record<string, unknown>): void {
-    this.moveTo(state, 'RUNNING')
-    state.params = params
-    state.attempts = 1
-    state.startedAt = Date.now()
-    this.rec.subWorkflowStarted(
-      state, { runId: this.id, stepId: state.node.id, attempt: 1, params, at: state.startedAt },
-      { params: summarize(params), subWorkflow: state.node.def.template ?? 'inline' },
-    )
-    this.host.startChildRun(this, state.node.id, state.node.def, params).catch((error) => {
-      if (state.status === 'RUNNING' && !this.finalizing) this.fail(state, `sub-workflow did not start: ${errorMessage(error)}`, false)
-    })
-  }
-
-  /** The child run of a sub-workflow step finished (told by the coordinator, also after a restart). */
+  /** The child run of a sub-workflow step finished (told by the host, also after a restart). */
   childFinished(stepId: string, result: RunResult): void {
-    const state = this.states.get(stepId)
-    if (!state || state.status !== 'RUNNING' || state.node.kind !== 'subworkflow' || this.finalizing || this.abandoned) return
-    const ok = result.status === 'SUCCEEDED'
-    const error = ok ? null : `sub-workflow run ${result.runId} ended ${result.status}${result.error ? `: ${result.error}` : ''}`
-    this.rec.attemptEnded(stepId, state.attempts, ok ? 'SUCCEEDED' : 'FAILED', error)
-    if (ok) this.settle(state, 'SUCCEEDED', { output: result.output })
-    else this.fail(state, error!, false)
+    this.subWorkflows.finished(stepId, result)
   }
 
-  /** Sub-workflow steps still running (cancel and stop cascade to their child runs). */
-  runningSubWorkflows(): string[] {
-    return [...this.states.values()].filter((s) => s.node.kind === 'subworkflow' && s.status === 'RUNNING').map((s) => s.node.id)
-  }
-
-  // ---------------------------------------------------------------- forEach
-
-  private async forEachItems(forEach: string | unknown[], scope: object): Promise<unknown[]> {
-    const list = Array.isArray(forEach) ? forEach : await evaluateExpression(forEach, scope)
-    // JSONata gives a single value for a one-item sequence; nothing at all for none.
-    const items = list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
-    if (items.length > MAX_FOR_EACH_ITEMS) throw new Error(`${items.length} items exceed the limit of ${MAX_FOR_EACH_ITEMS}`)
-    return items
-  }
-
-  /** One action step per item (`id[0]`, `id[1]`, ...), children of the forEach step. */
-  private expandForEach(state: StepState, params: Record<string, unknown>[]): void {
-    this.moveTo(state, 'RUNNING')
-    state.startedAt = Date.now()
-    const ids = params.map((_, i) => `${state.node.id}[${i}]`)
-    const rows = ids.map((id, i) => ({
-      stepId: id, parentStepId: state.node.id, kind: 'action', factory: state.node.factory, action: state.node.action, params: params[i],
-    }))
-    this.rec.groupStarted(state, state.startedAt, { items: ids.length }, rows)
-    ids.forEach((id, i) => this.addItem(state, id, params[i]!))
-    if (state.childrenLeft === 0) this.settleGroup(state)
-    else for (const id of ids) this.maybeActivate(this.states.get(id)!)
-  }
-
-  private addItem(parent: StepState, id: string, params: Record<string, unknown>): StepState {
-    const def = parent.node.def
-    const node: GraphNode = {
-      id, path: `${parent.node.path}.forEach`, kind: 'action', parent: parent.node.id, factory: parent.node.factory, action: parent.node.action,
-      // The item inherits the forEach step's own settings, its named pools included.
-      // Everything of the forEach step but what makes it a fan-out (its list, when, deps, params, limit).
-      def: itemDefinition(def),
-      deps: [], dependents: [], children: [], previous: parent.node.previous, order: parent.node.order,
-    }
-    const item: StepState = {
-      node, status: 'PENDING', attempts: 0, output: undefined, error: undefined, remaining: 0, childrenLeft: 0, upstreamFailed: false,
-      memberFailed: false, params, preparing: false, admitting: false, token: 0, fixedParams: params,
-    }
-    this.states.set(id, item)
-    ;(parent.items ??= []).push(id)
-    parent.childrenLeft++
+  /** A forEach item made at run time joins the run's steps (ForEachSteps). */
+  addStep(state: StepState): void {
+    this.states.set(state.node.id, state)
     this.unsettled++
-    return item
+  }
+
+  /** Starts the members of a RUNNING group or forEach, or settles it at once if it has none. */
+  startMembers(state: StepState): void {
+    if (state.childrenLeft === 0) this.settleGroup(state)
+    else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
   }
 
   private childrenOf(state: StepState): string[] {
@@ -429,7 +373,7 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
       return
     }
     if (state.node.kind === 'subworkflow') {
-      this.startSubWorkflow(state, params)
+      this.subWorkflows.start(state, params)
       return
     }
     state.params = params
@@ -440,8 +384,7 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
     this.moveTo(state, 'RUNNING')
     state.startedAt = Date.now()
     this.rec.groupStarted(state, state.startedAt, { group: true })
-    if (state.childrenLeft === 0) this.settleGroup(state)
-    else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
+    this.startMembers(state)
   }
 
   /**
@@ -629,7 +572,7 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun {
   private stop(status: RunStatus, error: string): void {
     if (this.stopping) return
     this.stopping = { status, error }
-    for (const stepId of this.runningSubWorkflows()) this.host.cancelChildRun(this.id, stepId)
+    this.subWorkflows.cancelChildren()
     for (const state of this.states.values()) {
       if (state.status === 'READY' || state.status === 'RETRY_SCHEDULED') {
         this.settle(state, 'CANCELLED', { reason: error })
@@ -771,10 +714,4 @@ function unassigned(): never {
 
 function groupPoolName(runId: string, groupId: string): string {
   return `group:${runId}:${groupId}`
-}
-
-/** An item of a forEach is the same action step without the fan-out. */
-function itemDefinition(def: StepDefinition): StepDefinition {
-  const { forEach: _list, when: _when, dependsOn: _deps, params: _params, maxParallel: _limit, id: _id, ...item } = def
-  return item
 }
