@@ -1,6 +1,13 @@
-// One run in flight: its step graph, what is ready, what runs, and every transition, each recorded
-// through the journal with its event. Event-driven: a settling step makes its dependents ready and
-// they are dispatched at once, no polling.
+// One run in flight, as a state machine: its step graph, what is ready, what runs, and every
+// transition (moveTo, settle; the run's own in transitionRun), each recorded through the
+// StepRecorder with its event. Event-driven: a settling step makes its dependents ready and they
+// are dispatched at once, no polling.
+//
+// How a step of each kind goes is its collaborator's: one attempt of an action (attempts.ts), a
+// forEach's items (for-each.ts), a sub-workflow's child run (sub-workflows.ts), a durable wait
+// (waits.ts). Each sees this run through a narrow interface of its own (built on step-state.ts's
+// StepTransitions), which is why moveTo, settle, fail, enqueue, active, addStep, startMembers and
+// the finalizing/abandoned flags are public here; only this class changes a step's status.
 import type { StepRow } from '../db/schema.ts'
 import { StepRecorder } from './step-recorder.ts'
 import { TERMINAL_RUN_STATUSES, type EventType, type RunResult, type RunStatus, type StepResult, type StepStatus } from './interfaces.ts'
@@ -346,10 +353,7 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun, ForEachR
     else this.activate(state, params)
   }
 
-  /** The child run of a sub-workflow step finished (told by the host, also after a restart). */
-  childFinished(stepId: string, result: RunResult): void {
-    this.subWorkflows.finished(stepId, result)
-  }
+  // ---------------------------------------------------------------- groups and forEach members
 
   /** A forEach item made at run time joins the run's steps (ForEachSteps). */
   addStep(state: StepState): void {
@@ -444,11 +448,18 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun, ForEachR
       const maxParallel = this.states.get(p)!.node.def.maxParallel
       if (maxParallel) pools.push(this.host.pools.pool(groupPoolName(this.id, p), maxParallel))
     }
-    // `start` assigned, not in the literal: see contextFor.
+    // `start` assigned, not in the literal: see StepAttempts.contextFor (tsx's `__name()` wrappers).
     const waiter: Waiter = { pools, start: unassigned }
     waiter.start = () => this.rec.admit(() => this.attempts.start(state, action, pools))
     state.waiter = waiter
     this.host.pools.acquire(waiter)
+  }
+
+  // ---------------------------------------------------------------- told from outside
+
+  /** The child run of a sub-workflow step finished (told by the host, also after a restart). */
+  childFinished(stepId: string, result: RunResult): void {
+    this.subWorkflows.finished(stepId, result)
   }
 
   /** Delivers `signalRun`'s payload to a step waiting for a signal (see StepWaits). */
@@ -485,10 +496,12 @@ export class RunExecution implements RunHandle, AttemptRun, WaitingRun, ForEachR
 
   // ---------------------------------------------------------------- settling
 
+  /** FAILED, with whether another attempt could have worked (`retryable`, in its event). */
   fail(state: StepState, error: string, retryable: boolean): void {
     this.settle(state, 'FAILED', { error, retryable })
   }
 
+  /** Settles the step (recorded with its event), then lets its dependents and its group go on. */
   settle(state: StepState, status: SettledStatus, extra: Settlement): void {
     this.moveTo(state, status)
     clearTimeout(state.timer)
