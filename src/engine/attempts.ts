@@ -1,5 +1,5 @@
-// How one attempt of an action step runs: its params are checked, it gets its slots' worth of
-// timeout and an abort, its STARTED is committed before the action is called (write-ahead), and
+// How one attempt of an action step runs, once it holds its pool slots: its params are checked, it
+// gets a timeout and an abort, its STARTED is committed before the action is called (write-ahead), and
 // what it returns is checked (the action's output schema, JSON, limits.maxValueBytes) before the
 // step settles, goes WAITING, or is scheduled for a retry. Attempt counting (`inFlight`, the token
 // that makes a late result of an abandoned attempt harmless) lives here; what the step does next
