@@ -18,7 +18,7 @@ import { ConflictError, NotFoundError, ValidationError, CancelledError, NonRetry
 import { newId } from './ids.ts'
 import { createHash } from 'node:crypto'
 import { findChildRun } from '../db/sql/getRun.ts'
-import { createRun } from '../db/sql/createRun.ts'
+import { createRun, type NewStep } from '../db/sql/createRun.ts'
 import { getRun, findRunByIdempotencyKey } from '../db/sql/getRun.ts'
 import { getRunSteps } from '../db/sql/getRunSteps.ts'
 import { listUnfinishedRuns } from '../db/sql/listUnfinishedRuns.ts'
@@ -248,28 +248,16 @@ export class FactoryCoordinator implements ExecutionHost {
       }
     }
     const runId = newId('run')
-    const now = Date.now()
-    const execution = this.execution(compiled, { id: runId, input: checked.value, params: options.params }, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
     const keyId = key !== undefined ? `${workflowId}\u0000${key}` : undefined
-    // The run starts at once (execution.begin below, same commit): its row is inserted RUNNING, and
-    // RUN_STARTED then records only its event. RUN_CREATED's event still says PENDING.
-    this.journal.record(
-      () => execution.noteRowIds(createRun(this.conn, {
-        id: runId, workflowId, workflowVersion: compiled.version, status: 'RUNNING', input: checked.value,
-        idempotencyKey: key ?? null, parentRunId: options.parent?.runId ?? null, parentStepId: options.parent?.stepId ?? null, retryOf: null,
-        params: options.params, deadlineAt: execution.spec.deadlineAt, createdAt: now, startedAt: now,
-      }, compiled.graph.ordered.map((n) => ({
-        stepId: n.id, parentStepId: n.parent, kind: n.kind, factory: n.factory, action: n.action,
-      })))),
+    const committed = this.launchRun(
+      compiled,
       {
-        type: 'RUN_CREATED', runId, workflowId, stepId: null, attempt: null, status: 'PENDING', at: now,
-        payload: { workflowVersion: compiled.version, input: checked.value, ...(options.parent ? { parent: options.parent } : {}) },
+        id: runId, input: checked.value, params: options.params, idempotencyKey: key ?? null,
+        parentRunId: options.parent?.runId ?? null, parentStepId: options.parent?.stepId ?? null,
       },
+      compiled.graph.ordered.map((n) => ({ stepId: n.id, parentStepId: n.parent, kind: n.kind, factory: n.factory, action: n.action })),
+      options.parent ? { parent: options.parent } : {},
     )
-    this.active.set(runId, execution)
-    if (options.parent) this.startedChildren.set(`${options.parent.runId}\u0000${options.parent.stepId}`, runId)
-    execution.begin()
-    const committed = new Promise<void>((resolve) => this.journal.afterCommit(resolve))
     if (keyId) this.pendingKeys.set(keyId, { runId, request, committed })
     await committed
     if (keyId) this.pendingKeys.delete(keyId)
@@ -360,14 +348,6 @@ export class FactoryCoordinator implements ExecutionHost {
       stepParams = editedStepParams((old.stepParams as Record<string, Record<string, unknown>> | null) ?? undefined, target, options.params)
     } else if (old.stepParams) stepParams = old.stepParams as Record<string, Record<string, unknown>>
     const newRunId = newId('run')
-    const now = Date.now()
-    const boundParams = (old.params as Record<string, unknown> | null) ?? compiled.boundParams
-    const execution = new RunExecution(this, {
-      id: newRunId, workflowId: compiled.workflowId, workflowName: compiled.name, workflowVersion: compiled.version,
-      definition: compiled.definition, graph: compiled.graph, input: old.input, boundParams,
-      stepParams: stepParamsForRun(compiled.graph, boundParams, stepParams),
-      deadlineAt: compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null,
-    }, 'PENDING')
     const steps = compiled.graph.ordered.map((n) => {
       const reused = plan.reuse.get(n.id)
       return {
@@ -375,30 +355,15 @@ export class FactoryCoordinator implements ExecutionHost {
         ...(reused ? { status: 'SUCCEEDED', output: reused.output, params: reused.params, completedOrder: reused.completedOrder } : {}),
       }
     })
-    this.journal.record(
-      () => execution.noteRowIds(createRun(this.conn, {
-        id: newRunId, workflowId: compiled.workflowId, workflowVersion: compiled.version, status: 'PENDING', input: old.input,
-        idempotencyKey: null, parentRunId: old.parentRunId, parentStepId: old.parentStepId, retryOf: runId,
-        params: old.params ?? undefined, stepParams, deadlineAt: execution.spec.deadlineAt, createdAt: now,
-      }, steps)),
+    await this.launchRun(
+      compiled,
       {
-        type: 'RUN_CREATED', runId: newRunId, workflowId: compiled.workflowId, stepId: null, attempt: null, status: 'PENDING', at: now,
-        payload: { workflowVersion: compiled.version, input: old.input, retryOf: runId, fromStep: options.fromStep ?? null, reused: [...plan.reuse.keys()] },
+        id: newRunId, input: old.input, params: old.params ?? undefined, stepParams, idempotencyKey: null,
+        parentRunId: old.parentRunId, parentStepId: old.parentStepId, retryOf: runId, reused: plan.reuse,
       },
+      steps,
+      { retryOf: runId, fromStep: options.fromStep ?? null, reused: [...plan.reuse.keys()] },
     )
-    for (const [stepId, row] of plan.reuse) {
-      this.journal.record(undefined, {
-        type: 'STEP_SUCCEEDED', runId: newRunId, workflowId: compiled.workflowId, stepId, attempt: null, status: 'SUCCEEDED', at: now,
-        payload: { output: summarize(row.output), reusedFrom: runId },
-      })
-    }
-    this.active.set(newRunId, execution)
-    execution.resume(steps.map((s) => ({
-      id: 0, runId: newRunId, stepId: s.stepId, parentStepId: s.parentStepId, kind: s.kind, factory: s.factory, action: s.action,
-      status: s.status ?? 'PENDING', params: s.params ?? null, output: s.output ?? null, error: null, attempts: 0, wakeAt: null,
-      completedOrder: s.completedOrder ?? null, startedAt: null, finishedAt: null,
-    })))
-    await new Promise<void>((resolve) => this.journal.afterCommit(resolve))
     return { runId: newRunId }
   }
 
@@ -522,6 +487,58 @@ export class FactoryCoordinator implements ExecutionHost {
       this.active.set(run.id, execution)
       execution.resume(getRunSteps(this.conn, run.id))
     }
+  }
+
+  /**
+   * Creates a run of `compiled` and starts it, in one commit: its execution, its run and step rows
+   * with RUN_CREATED (`created` adds to that event's payload), and then a new run begins at once
+   * (its row is inserted RUNNING, and RUN_STARTED records only its event; RUN_CREATED's still says
+   * PENDING), while a retry (`retryOf`) records the steps it reuses SUCCEEDED and resumes from
+   * them. Resolves once that commit is done.
+   */
+  private launchRun(
+    compiled: CompiledWorkflow,
+    run: {
+      id: string; input: unknown; params: unknown; stepParams?: Record<string, Record<string, unknown>>; idempotencyKey: string | null
+      parentRunId: string | null; parentStepId: string | null; retryOf?: string; reused?: ReadonlyMap<string, { output: unknown }>
+    },
+    steps: NewStep[],
+    created: Record<string, unknown>,
+  ): Promise<void> {
+    const now = Date.now()
+    const { workflowId, version } = compiled
+    const execution = this.execution(compiled, run, compiled.definition.timeoutMs ? now + compiled.definition.timeoutMs : null, 'PENDING')
+    const retryOf = run.retryOf
+    this.journal.record(
+      () => execution.noteRowIds(createRun(this.conn, {
+        id: run.id, workflowId, workflowVersion: version, status: retryOf ? 'PENDING' : 'RUNNING', input: run.input,
+        idempotencyKey: run.idempotencyKey, parentRunId: run.parentRunId, parentStepId: run.parentStepId, retryOf: retryOf ?? null,
+        params: run.params, stepParams: run.stepParams, deadlineAt: execution.spec.deadlineAt, createdAt: now, startedAt: retryOf ? undefined : now,
+      }, steps)),
+      {
+        type: 'RUN_CREATED', runId: run.id, workflowId, stepId: null, attempt: null, status: 'PENDING', at: now,
+        payload: { workflowVersion: version, input: run.input, ...created },
+      },
+    )
+    if (retryOf) {
+      for (const [stepId, row] of run.reused ?? []) {
+        this.journal.record(undefined, {
+          type: 'STEP_SUCCEEDED', runId: run.id, workflowId, stepId, attempt: null, status: 'SUCCEEDED', at: now,
+          payload: { output: summarize(row.output), reusedFrom: retryOf },
+        })
+      }
+      this.active.set(run.id, execution)
+      execution.resume(steps.map((s) => ({
+        id: 0, runId: run.id, stepId: s.stepId, parentStepId: s.parentStepId, kind: s.kind, factory: s.factory, action: s.action,
+        status: s.status ?? 'PENDING', params: s.params ?? null, output: s.output ?? null, error: null, attempts: 0, wakeAt: null,
+        completedOrder: s.completedOrder ?? null, startedAt: null, finishedAt: null,
+      })))
+    } else {
+      this.active.set(run.id, execution)
+      if (run.parentRunId) this.startedChildren.set(`${run.parentRunId}\u0000${run.parentStepId}`, run.id)
+      execution.begin()
+    }
+    return new Promise<void>((resolve) => this.journal.afterCommit(resolve))
   }
 
   private execution(

@@ -1,67 +1,39 @@
-// One run in flight: its step graph, what is ready, what runs, and every transition, each recorded
-// through the journal with its event. Event-driven: a settling step makes its dependents ready and
-// they are dispatched at once, no polling.
+// One run in flight, as a state machine: its step graph, what is ready, what runs, and every
+// transition (moveTo, settle; the run's own in transitionRun), each recorded through the
+// StepRecorder with its event. Event-driven: a settling step makes its dependents ready and they
+// are dispatched at once, no polling.
+//
+// How a step of each kind goes is its collaborator's: one attempt of an action (attempts.ts), a
+// forEach's items (for-each.ts), a sub-workflow's child run (sub-workflows.ts), a durable wait
+// (waits.ts). Each sees this run through a narrow interface of its own (built on step-state.ts's
+// StepTransitions), which is why moveTo, settle, fail, enqueue, active, addStep, startMembers and
+// the finalizing/abandoned flags are public here; only this class changes a step's status.
 import type { StepRow } from '../db/schema.ts'
 import { StepRecorder } from './step-recorder.ts'
-import { TERMINAL_RUN_STATUSES, type ActionContext, type EventType, type RunResult, type RunStatus, type StepDefinition, type StepResult, type StepStatus, type WorkflowDefinition } from './interfaces.ts'
-import type { Graph, GraphNode } from './graph.ts'
+import { TERMINAL_RUN_STATUSES, type EventType, type RunResult, type RunStatus, type StepResult, type StepStatus } from './interfaces.ts'
 import type { RegisteredAction } from './factory.ts'
 import type { Pool, Waiter } from './pools.ts'
 import type { ExecutionHost, RunHandle } from './execution-host.ts'
 import type { RunSpec } from './run-spec.ts'
 import { assertRunTransition, assertStepTransition, SETTLED_STEP_STATUSES } from './states.ts'
 import { evaluateExpression, hasExpression, isTruthy, resolveTemplates } from './expressions.ts'
-import { resolveRetry, retryDelay } from './retry.ts'
-import { CancelledError, ConflictError, errorMessage, isRetryable, NonRetryableError, NotFoundError, TimeoutError } from './errors.ts'
-import { summarize, summarizeText, toJson, toJsonText } from './summary.ts'
-import { jsonSizeUpTo } from './expression-size.ts'
-import { bytesOver, clipMessage, formatBytes, sizeMessage } from './value-limits.ts'
-import { AttemptAbort, AttemptContext } from './attempt-context.ts'
+import { CancelledError, ConflictError, errorMessage, TimeoutError } from './errors.ts'
+import { summarize, summarizeText, toJsonText } from './summary.ts'
+import { bytesOver, sizeMessage } from './value-limits.ts'
+import type { Settlement, SettledStatus, StepState } from './step-state.ts'
+import { StepAttempts, type AttemptRun } from './attempts.ts'
+import { StepWaits, type WaitingRun } from './waits.ts'
+import { ForEachSteps, forEachItems, type ForEachRun } from './for-each.ts'
+import { SubWorkflowSteps, type SubWorkflowRun } from './sub-workflows.ts'
 
-/** Items one forEach may fan out into. */
-export const MAX_FOR_EACH_ITEMS = 100_000
+export { MAX_FOR_EACH_ITEMS } from './for-each.ts'
+
 /** `failGraceMs` when a workflow does not set it. */
 export const DEFAULT_FAIL_GRACE_MS = 60_000
-import { isWaitInstruction, readWaitRecord, waitRecord, type WaitSpec } from './wait.ts'
-
-interface StepState {
-  node: GraphNode
-  status: StepStatus
-  attempts: number
-  output: unknown
-  error: string | undefined
-  /** Dependencies not settled yet. */
-  remaining: number
-  /** Members of a group not settled yet. */
-  childrenLeft: number
-  /** A dependency failed (or was skipped because of a failure): this step will be skipped. */
-  upstreamFailed: boolean
-  /** A member of this group failed. */
-  memberFailed: boolean
-  params: Record<string, unknown> | undefined
-  preparing: boolean
-  /** Waiting for the journal to admit it before it becomes READY (see `enqueue`). */
-  admitting: boolean
-  /** The running attempt's abort (its AbortSignal is made only if the action reads `ctx.signal`). */
-  controller?: AttemptAbort
-  timer?: NodeJS.Timeout
-  held?: Pool[]
-  waiter?: Waiter
-  /** Bumped when an attempt ends: a late result of an abandoned attempt is ignored. */
-  token: number
-  startedAt?: number
-  /** Set while WAITING: what wakes the step. */
-  wait?: WaitSpec
-  /** A forEach item's params, resolved when the list was expanded: used as they are. */
-  fixedParams?: Record<string, unknown>
-  /** A forEach step's items, in order (made at run time, so not in the shared graph). */
-  items?: string[]
-}
-
 
 export type { RunSpec }
 
-export class RunExecution implements RunHandle {
+export class RunExecution implements RunHandle, AttemptRun, WaitingRun, ForEachRun, SubWorkflowRun {
   status: RunStatus
   readonly id: string
   private readonly states = new Map<string, StepState>()
@@ -71,9 +43,9 @@ export class RunExecution implements RunHandle {
   private readonly outputs: Record<string, unknown> = {}
   private readonly baseScope: Record<string, unknown>
   private unsettled = 0
-  private inFlight = 0
   private stopping: { status: RunStatus; error?: string } | undefined
-  private finalizing = false
+  /** Settling its last steps (see finalize): read by the collaborators, set only here. */
+  finalizing = false
   private completed = 0
   private runPool: Pool
   private deadlineTimer: NodeJS.Timeout | undefined
@@ -81,16 +53,25 @@ export class RunExecution implements RunHandle {
   private ended: { output: unknown; error: string | null } | undefined
   /** Bounds how long running actions may go on after a failure stopped the run (`failGraceMs`). */
   private graceTimer: NodeJS.Timeout | undefined
-  private abandoned = false
+  /** Shut down (see abandon): read by the collaborators, set only here. */
+  abandoned = false
   /** One of its changes was refused (see storageRefused). */
   private unstored = false
   /** Where every change of this run is recorded (the only part that knows the storage). */
   private readonly rec: StepRecorder
+  private readonly waits: StepWaits
+  private readonly attempts: StepAttempts
+  private readonly forEach: ForEachSteps
+  private readonly subWorkflows: SubWorkflowSteps
 
   constructor(private readonly host: ExecutionHost, readonly spec: RunSpec, status: RunStatus) {
     this.id = spec.id
     this.status = status
     this.rec = new StepRecorder(host.conn, host.journal, spec.id, spec.workflowId)
+    this.waits = new StepWaits(this, this.rec, this.states)
+    this.attempts = new StepAttempts(this, host, this.rec, this.outputs, this.waits)
+    this.forEach = new ForEachSteps(this, this.rec)
+    this.subWorkflows = new SubWorkflowSteps(this, host, this.rec, this.states)
     const maxParallel = spec.definition.maxParallel ?? host.defaultMaxParallel
     this.runPool = host.pools.pool(`run:${spec.id}`, maxParallel ?? Number.POSITIVE_INFINITY)
     this.baseScope = {
@@ -134,7 +115,7 @@ export class RunExecution implements RunHandle {
     for (const row of rows) {
       if (this.states.has(row.stepId) || !row.parentStepId) continue
       const parent = this.states.get(row.parentStepId)
-      if (parent?.node.kind === 'forEach') this.addItem(parent, row.stepId, (row.params as Record<string, unknown>) ?? {})
+      if (parent?.node.kind === 'forEach') this.forEach.addItem(parent, row.stepId, (row.params as Record<string, unknown>) ?? {})
     }
     for (const row of rows) {
       const state = this.states.get(row.stepId)
@@ -179,10 +160,9 @@ export class RunExecution implements RunHandle {
       switch (status) {
         case 'RUNNING':
           if (state.node.kind === 'subworkflow') {
-            this.host.reattachChildRun(this, state.node.id)
+            this.subWorkflows.reattach(state)
           } else if (state.node.kind === 'group' || state.node.kind === 'forEach') {
-            if (state.childrenLeft === 0) this.settleGroup(state)
-            else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
+            this.startMembers(state)
           } else {
             // Interrupted mid-attempt: at-least-once, run it again as a new attempt.
             this.rec.attemptEnded(state.node.id, state.attempts, 'INTERRUPTED', 'the process stopped during this attempt')
@@ -194,18 +174,15 @@ export class RunExecution implements RunHandle {
           break
         case 'RETRY_SCHEDULED': {
           const row = rows.find((r) => r.stepId === state.node.id)
-          this.armRetry(state, Math.max(0, (row?.wakeAt ?? Date.now()) - Date.now()))
+          this.attempts.armRetry(state, Math.max(0, (row?.wakeAt ?? Date.now()) - Date.now()))
           break
         }
         case 'PENDING':
           this.maybeActivate(state)
           break
-        case 'WAITING': {
-          const row = rows.find((r) => r.stepId === state.node.id)
-          state.wait = readWaitRecord(row?.output) ?? { signal: true }
-          this.armWait(state)
+        case 'WAITING':
+          this.waits.resume(state, rows.find((r) => r.stepId === state.node.id)?.output)
           break
-        }
         default:
           break
       }
@@ -220,7 +197,7 @@ export class RunExecution implements RunHandle {
     }
     const error = reason ?? (status === 'TIMED_OUT' ? 'run timed out' : 'run cancelled')
     this.stopping = { status, error }
-    for (const stepId of this.runningSubWorkflows()) this.host.cancelChildRun(this.id, stepId)
+    this.subWorkflows.cancelChildren()
     this.abortRunning(status === 'TIMED_OUT' ? new TimeoutError(error) : new CancelledError(error))
     this.finalize(status, error)
   }
@@ -228,10 +205,7 @@ export class RunExecution implements RunHandle {
   /** Aborts every running action and records its attempt CANCELLED; `finalize` then settles the steps. */
   private abortRunning(reason: Error): void {
     for (const state of this.states.values()) {
-      if (state.status !== 'RUNNING' || state.node.kind !== 'action') continue
-      state.controller?.abort(reason)
-      this.endAttempt(state)
-      this.rec.attemptEnded(state.node.id, state.attempts, 'CANCELLED', reason.message)
+      if (state.status === 'RUNNING' && state.node.kind === 'action') this.attempts.cancel(state, reason)
     }
   }
 
@@ -244,10 +218,7 @@ export class RunExecution implements RunHandle {
     for (const state of this.states.values()) {
       clearTimeout(state.timer)
       if (state.waiter) state.waiter.cancelled = true
-      if (state.status === 'RUNNING' && state.controller) {
-        state.controller.abort(reason)
-        this.endAttempt(state)
-      }
+      this.attempts.abandon(state, reason)
     }
     this.dropPools()
   }
@@ -277,7 +248,7 @@ export class RunExecution implements RunHandle {
   }
 
   get activeActions(): number {
-    return this.inFlight
+    return this.attempts.inFlight
   }
 
   /**
@@ -355,7 +326,7 @@ export class RunExecution implements RunHandle {
       if (typeof def.when !== 'string' || isTruthy(await evaluateExpression(def.when, scope))) {
         if (state.node.kind === 'forEach') {
           stage = 'forEach'
-          const items = await this.forEachItems(def.forEach!, scope)
+          const items = await forEachItems(def.forEach!, scope)
           stage = 'params'
           const each: Record<string, unknown>[] = []
           for (let index = 0; index < items.length; index++) {
@@ -378,85 +349,22 @@ export class RunExecution implements RunHandle {
     }
     if (failure !== undefined) this.fail(state, failure, false)
     else if (params === undefined) this.settle(state, 'SKIPPED', { reason: 'when is false' })
-    else if (Array.isArray(params)) this.expandForEach(state, params)
+    else if (Array.isArray(params)) this.forEach.expand(state, params)
     else this.activate(state, params)
   }
 
-  // ---------------------------------------------------------------- sub-workflows
+  // ---------------------------------------------------------------- groups and forEach members
 
-  /** RUNNING while a child run of the template or inline workflow runs; it takes the child's output. */
-  private startSubWorkflow(state: StepState, params: Record<string, unknown>): void {
-    this.moveTo(state, 'RUNNING')
-    state.params = params
-    state.attempts = 1
-    state.startedAt = Date.now()
-    this.rec.subWorkflowStarted(
-      state, { runId: this.id, stepId: state.node.id, attempt: 1, params, at: state.startedAt },
-      { params: summarize(params), subWorkflow: state.node.def.template ?? 'inline' },
-    )
-    this.host.startChildRun(this, state.node.id, state.node.def, params).catch((error) => {
-      if (state.status === 'RUNNING' && !this.finalizing) this.fail(state, `sub-workflow did not start: ${errorMessage(error)}`, false)
-    })
-  }
-
-  /** The child run of a sub-workflow step finished (told by the coordinator, also after a restart). */
-  childFinished(stepId: string, result: RunResult): void {
-    const state = this.states.get(stepId)
-    if (!state || state.status !== 'RUNNING' || state.node.kind !== 'subworkflow' || this.finalizing || this.abandoned) return
-    const ok = result.status === 'SUCCEEDED'
-    const error = ok ? null : `sub-workflow run ${result.runId} ended ${result.status}${result.error ? `: ${result.error}` : ''}`
-    this.rec.attemptEnded(stepId, state.attempts, ok ? 'SUCCEEDED' : 'FAILED', error)
-    if (ok) this.settle(state, 'SUCCEEDED', { output: result.output })
-    else this.fail(state, error!, false)
-  }
-
-  /** Sub-workflow steps still running (cancel and stop cascade to their child runs). */
-  runningSubWorkflows(): string[] {
-    return [...this.states.values()].filter((s) => s.node.kind === 'subworkflow' && s.status === 'RUNNING').map((s) => s.node.id)
-  }
-
-  // ---------------------------------------------------------------- forEach
-
-  private async forEachItems(forEach: string | unknown[], scope: object): Promise<unknown[]> {
-    const list = Array.isArray(forEach) ? forEach : await evaluateExpression(forEach, scope)
-    // JSONata gives a single value for a one-item sequence; nothing at all for none.
-    const items = list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
-    if (items.length > MAX_FOR_EACH_ITEMS) throw new Error(`${items.length} items exceed the limit of ${MAX_FOR_EACH_ITEMS}`)
-    return items
-  }
-
-  /** One action step per item (`id[0]`, `id[1]`, ...), children of the forEach step. */
-  private expandForEach(state: StepState, params: Record<string, unknown>[]): void {
-    this.moveTo(state, 'RUNNING')
-    state.startedAt = Date.now()
-    const ids = params.map((_, i) => `${state.node.id}[${i}]`)
-    const rows = ids.map((id, i) => ({
-      stepId: id, parentStepId: state.node.id, kind: 'action', factory: state.node.factory, action: state.node.action, params: params[i],
-    }))
-    this.rec.groupStarted(state, state.startedAt, { items: ids.length }, rows)
-    ids.forEach((id, i) => this.addItem(state, id, params[i]!))
-    if (state.childrenLeft === 0) this.settleGroup(state)
-    else for (const id of ids) this.maybeActivate(this.states.get(id)!)
-  }
-
-  private addItem(parent: StepState, id: string, params: Record<string, unknown>): StepState {
-    const def = parent.node.def
-    const node: GraphNode = {
-      id, path: `${parent.node.path}.forEach`, kind: 'action', parent: parent.node.id, factory: parent.node.factory, action: parent.node.action,
-      // The item inherits the forEach step's own settings, its named pools included.
-      // Everything of the forEach step but what makes it a fan-out (its list, when, deps, params, limit).
-      def: itemDefinition(def),
-      deps: [], dependents: [], children: [], previous: parent.node.previous, order: parent.node.order,
-    }
-    const item: StepState = {
-      node, status: 'PENDING', attempts: 0, output: undefined, error: undefined, remaining: 0, childrenLeft: 0, upstreamFailed: false,
-      memberFailed: false, params, preparing: false, admitting: false, token: 0, fixedParams: params,
-    }
-    this.states.set(id, item)
-    ;(parent.items ??= []).push(id)
-    parent.childrenLeft++
+  /** A forEach item made at run time joins the run's steps (ForEachSteps). */
+  addStep(state: StepState): void {
+    this.states.set(state.node.id, state)
     this.unsettled++
-    return item
+  }
+
+  /** Starts the members of a RUNNING group or forEach, or settles it at once if it has none. */
+  startMembers(state: StepState): void {
+    if (state.childrenLeft === 0) this.settleGroup(state)
+    else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
   }
 
   private childrenOf(state: StepState): string[] {
@@ -469,7 +377,7 @@ export class RunExecution implements RunHandle {
       return
     }
     if (state.node.kind === 'subworkflow') {
-      this.startSubWorkflow(state, params)
+      this.subWorkflows.start(state, params)
       return
     }
     state.params = params
@@ -480,8 +388,7 @@ export class RunExecution implements RunHandle {
     this.moveTo(state, 'RUNNING')
     state.startedAt = Date.now()
     this.rec.groupStarted(state, state.startedAt, { group: true })
-    if (state.childrenLeft === 0) this.settleGroup(state)
-    else for (const id of this.childrenOf(state)) this.maybeActivate(this.states.get(id)!)
+    this.startMembers(state)
   }
 
   /**
@@ -491,7 +398,7 @@ export class RunExecution implements RunHandle {
    * STARTED's row write supersedes READY's. Made READY at once, it became READY in the full commit
    * and started in the next, writing its row twice. Its STEP_READY is recorded all the same.
    */
-  private enqueue(state: StepState, recovered: boolean): void {
+  enqueue(state: StepState, recovered: boolean): void {
     if (recovered) {
       this.enqueueAdmitted(state, true)
       return
@@ -541,181 +448,23 @@ export class RunExecution implements RunHandle {
       const maxParallel = this.states.get(p)!.node.def.maxParallel
       if (maxParallel) pools.push(this.host.pools.pool(groupPoolName(this.id, p), maxParallel))
     }
-    // `start` assigned, not in the literal: see contextFor.
+    // `start` assigned, not in the literal: see StepAttempts.contextFor (tsx's `__name()` wrappers).
     const waiter: Waiter = { pools, start: unassigned }
-    waiter.start = () => this.rec.admit(() => this.startAttempt(state, action, pools))
+    waiter.start = () => this.rec.admit(() => this.attempts.start(state, action, pools))
     state.waiter = waiter
     this.host.pools.acquire(waiter)
   }
 
-  // ---------------------------------------------------------------- attempts
+  // ---------------------------------------------------------------- told from outside
 
-  private startAttempt(state: StepState, action: RegisteredAction, pools: Pool[]): void {
-    state.waiter = undefined
-    if (state.status !== 'READY' || !this.active || this.host.draining) {
-      this.host.pools.release(pools)
-      return
-    }
-    const attempt = ++state.attempts
-    this.moveTo(state, 'RUNNING')
-    state.held = pools
-    state.startedAt = Date.now()
-    const token = state.token
-    const rawParams = state.params ?? {}
-    this.inFlight++
-    const controller = new AttemptAbort()
-    state.controller = controller
-    const timeoutMs = state.node.def.timeoutMs ?? action.definition.timeoutMs ?? this.spec.definition.stepTimeoutMs
-    if (timeoutMs) {
-      state.timer = setTimeout(() => {
-        if (state.token !== token || state.status !== 'RUNNING') return
-        const error = new TimeoutError(`step ${state.node.id} timed out after ${timeoutMs} ms`)
-        controller.abort(error)
-        this.concludeAttempt(state, () => this.attemptFailed(state, action, error))
-      }, timeoutMs)
-    }
-
-    const parsed = action.definition.input ? action.definition.input.safeParse(rawParams) : { success: true as const, data: rawParams }
-    const start = { runId: this.id, stepId: state.node.id, attempt, params: rawParams, at: state.startedAt }
-    if (!parsed.success) {
-      // Recorded started and failed, never called.
-      this.rec.started(state, start, { params: summarize(rawParams) }, noop)
-      const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(params)'}: ${i.message}`).join('; ')
-      this.concludeAttempt(state, () => this.attemptFailed(state, action, new NonRetryableError(`invalid params: ${detail}`)))
-      return
-    }
-    // Write-ahead: the action is called once its STARTED attempt (and everything before it) is committed.
-    this.rec.started(state, start, { params: summarize(rawParams) }, () => this.invoke(state, action, token, controller, parsed.data as Record<string, unknown>))
+  /** The child run of a sub-workflow step finished (told by the host, also after a restart). */
+  childFinished(stepId: string, result: RunResult): void {
+    this.subWorkflows.finished(stepId, result)
   }
 
-  /** Calls the action of an attempt whose start is committed, unless the attempt ended meanwhile (timed out, cancelled, shut down). */
-  private invoke(state: StepState, action: RegisteredAction, token: number, controller: AttemptAbort, params: Record<string, unknown>): void {
-    if (state.token !== token || state.status !== 'RUNNING') return
-    const ctx = this.contextFor(state, state.attempts, controller, token, params)
-    let promise: Promise<unknown>
-    try {
-      promise = Promise.resolve(action.definition.run(params, ctx))
-    } catch (error) {
-      promise = Promise.reject(error)
-    }
-    promise.then(
-      (output) => {
-        if (state.token !== token || state.status !== 'RUNNING') return
-        this.concludeAttempt(state, () => this.attemptSucceeded(state, action, output))
-      },
-      (error) => {
-        if (state.token !== token || state.status !== 'RUNNING') return
-        this.concludeAttempt(state, () => this.attemptFailed(state, action, error))
-      },
-    )
-  }
-
-  /** Frees what an attempt held (its slots too, unless `release` is false: then they are returned); late results of it are ignored from now on. */
-  private endAttempt(state: StepState, release = true): Pool[] | undefined {
-    state.token++
-    clearTimeout(state.timer)
-    state.timer = undefined
-    state.controller = undefined
-    if (!state.held) return undefined
-    const held = state.held
-    state.held = undefined
-    this.inFlight--
-    if (release) this.host.pools.release(held)
-    return held
-  }
-
-  /**
-   * Ends an attempt and records its outcome before its slots go to the next waiter: releasing first
-   * would start a queued step (of this run, on a full pool) before a failure here stops the run.
-   */
-  private concludeAttempt(state: StepState, outcome: () => void): void {
-    const held = this.endAttempt(state, false)
-    try {
-      outcome()
-    } finally {
-      if (held) this.host.pools.release(held)
-    }
-  }
-
-  private attemptSucceeded(state: StepState, action: RegisteredAction, raw: unknown): void {
-    if (isWaitInstruction(raw)) {
-      this.startWaiting(state, { signal: raw.signal, until: raw.until })
-      return
-    }
-    let output: unknown
-    let outputText: string
-    let checked = raw
-    if (action.definition.output) {
-      const parsed = action.definition.output.safeParse(raw)
-      if (!parsed.success) {
-        const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(output)'}: ${i.message}`).join('; ')
-        this.attemptFailed(state, action, new NonRetryableError(`output does not match the action's schema: ${detail}`))
-        return
-      }
-      checked = parsed.data
-    }
-    const limit = this.host.limits.maxValueBytes
-    try {
-      // Measured before it is serialised: a huge output is refused without making its text.
-      if (jsonSizeUpTo(checked, limit) > limit) {
-        this.attemptFailed(state, action, new NonRetryableError(`output is larger than the limit of ${formatBytes(limit)} (limits.maxValueBytes)`))
-        return
-      }
-      // The JSON text is kept for the step row and the event's summary: stringified once.
-      ;({ value: output, text: outputText } = toJsonText(checked))
-    } catch (error) {
-      // A cycle, a BigInt, or nesting deep enough to overflow the stack while serialising.
-      const why = error instanceof RangeError ? 'it is nested too deeply' : errorMessage(error)
-      this.attemptFailed(state, action, new NonRetryableError(`output cannot be stored as JSON: ${why}`))
-      return
-    }
-    // Escapes are not counted above.
-    const bytes = bytesOver(outputText, limit)
-    if (bytes !== undefined) {
-      this.attemptFailed(state, action, new NonRetryableError(sizeMessage('output', bytes, limit, 'limits.maxValueBytes')))
-      return
-    }
-    this.rec.attemptEnded(state.node.id, state.attempts, 'SUCCEEDED', null)
-    this.settle(state, 'SUCCEEDED', { output, outputText })
-  }
-
-  // ---------------------------------------------------------------- waits (signals and timers)
-
-  private startWaiting(state: StepState, wait: WaitSpec): void {
-    this.moveTo(state, 'WAITING')
-    state.wait = wait
-    const record = waitRecord(wait)
-    this.rec.attemptEnded(state.node.id, state.attempts, 'WAITING', null)
-    this.rec.waiting(state, record, wait.until ?? null, record.waiting)
-    this.armWait(state)
-  }
-
-  private armWait(state: StepState): void {
-    const until = state.wait?.until
-    if (until === undefined) return
-    state.timer = setTimeout(() => {
-      state.timer = undefined
-      if (state.status !== 'WAITING' || this.finalizing || this.abandoned) return
-      if (state.wait?.signal) this.finishWaiting(state, 'FAILED', undefined, `no signal arrived before ${new Date(until).toISOString()}`)
-      else this.finishWaiting(state, 'SUCCEEDED', { firedAt: Date.now(), until })
-    }, Math.max(0, until - Date.now()))
-  }
-
-  private finishWaiting(state: StepState, status: 'SUCCEEDED' | 'FAILED', output: unknown, error?: string): void {
-    this.rec.attemptEnded(state.node.id, state.attempts, status, error ?? null)
-    state.wait = undefined
-    if (status === 'SUCCEEDED') this.settle(state, 'SUCCEEDED', { output })
-    else this.fail(state, error!, false)
-  }
-
-  /** Delivers `signalRun`'s payload to a step waiting for a signal: it becomes the step's output. */
+  /** Delivers `signalRun`'s payload to a step waiting for a signal (see StepWaits). */
   signal(stepId: string, payload: unknown): void {
-    const state = this.states.get(stepId)
-    if (!state) throw new NotFoundError(`run ${this.id} has no step "${stepId}"`)
-    if (state.status !== 'WAITING' || !state.wait?.signal || this.finalizing) {
-      throw new ConflictError(`step "${stepId}" of run ${this.id} is ${state.status}, not waiting for a signal`)
-    }
-    this.finishWaiting(state, 'SUCCEEDED', toJson(payload ?? null))
+    this.waits.signal(stepId, payload)
   }
 
   // ---------------------------------------------------------------- pause
@@ -745,74 +494,15 @@ export class RunExecution implements RunHandle {
     this.checkDone()
   }
 
-  private attemptFailed(state: StepState, action: RegisteredAction, error: unknown): void {
-    const message = clipMessage(errorMessage(error), this.host.limits.maxMessageBytes)
-    const attempt = state.attempts
-    this.rec.attemptEnded(state.node.id, attempt, 'FAILED', message)
-    const policy = resolveRetry(state.node.def.retry, action.definition.retry, this.spec.definition.retry)
-    if (isRetryable(error) && attempt < policy.maxAttempts && this.active) {
-      const delayMs = retryDelay(policy, attempt, error)
-      const wakeAt = Date.now() + delayMs
-      this.moveTo(state, 'RETRY_SCHEDULED')
-      state.error = message
-      this.rec.retryScheduled(state, wakeAt, message, { error: message, delayMs, nextAttempt: attempt + 1, wakeAt })
-      this.armRetry(state, delayMs)
-      return
-    }
-    this.fail(state, message, isRetryable(error))
-  }
-
-  private armRetry(state: StepState, delayMs: number): void {
-    state.timer = setTimeout(() => {
-      state.timer = undefined
-      if (state.status !== 'RETRY_SCHEDULED' || !this.active) return
-      this.enqueue(state, false)
-    }, delayMs)
-  }
-
-  private contextFor(state: StepState, attempt: number, abort: AttemptAbort, token: number, params: Record<string, unknown>): ActionContext {
-    const stepId = state.node.id
-    // The methods are assigned below, not written in a literal: tsx (esbuild's keepNames) wraps each
-    // named function of a literal in a `__name()` call (an Object.defineProperty) on every attempt.
-    const ctx: ActionContext = new AttemptContext(
-      abort, this.id, this.spec.workflowId, stepId, attempt, `${this.id}:${stepId}`, this.outputs,
-      state.node.previous ? this.outputs[state.node.previous] : undefined, this.spec.input, params,
-    )
-    ctx.progress = (fraction: number, message?: string) => {
-      if (!isLive(state, token)) return
-      const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0
-      this.rec.noted(state, 'STEP_PROGRESS', { fraction: f, message: message === undefined ? null : clipMessage(String(message), this.host.limits.maxMessageBytes) })
-    }
-    ctx.artifact = (file) => {
-      // An abandoned attempt (timed out, cancelled) must not leave files behind.
-      if (!isLive(state, token)) throw new CancelledError('this attempt is no longer current')
-      const saved = this.host.artifacts.save(this.id, stepId, file, (insert, info) =>
-        this.rec.noted(state, 'STEP_LOG', {
-          message: `artifact ${info.name}${info.mimeTypeReplaced ? `: ${info.mimeTypeReplaced}` : ''}`, artifact: { id: info.id, name: info.name, mimeType: info.mimeType, size: info.size },
-        }, insert),
-      )
-      return { id: saved.id, name: saved.name, mimeType: saved.mimeType, size: saved.size }
-    }
-    ctx.log = (message: string, data?: unknown) => {
-      if (!isLive(state, token)) return
-      this.rec.noted(state, 'STEP_LOG', { message: clipMessage(String(message), this.host.limits.maxMessageBytes), data: summarize(data) })
-    }
-    return ctx
-  }
-
   // ---------------------------------------------------------------- settling
 
-  private fail(state: StepState, error: string, retryable: boolean): void {
+  /** FAILED, with whether another attempt could have worked (`retryable`, in its event). */
+  fail(state: StepState, error: string, retryable: boolean): void {
     this.settle(state, 'FAILED', { error, retryable })
   }
 
-  private settle(
-    state: StepState,
-    status: 'SUCCEEDED' | 'FAILED' | 'SKIPPED' | 'CANCELLED',
-    extra: {
-      output?: unknown; outputText?: string; error?: string; reason?: string; retryable?: boolean; upstreamFailed?: boolean
-    },
-  ): void {
+  /** Settles the step (recorded with its event), then lets its dependents and its group go on. */
+  settle(state: StepState, status: SettledStatus, extra: Settlement): void {
     this.moveTo(state, status)
     clearTimeout(state.timer)
     state.timer = undefined
@@ -895,7 +585,7 @@ export class RunExecution implements RunHandle {
   private stop(status: RunStatus, error: string): void {
     if (this.stopping) return
     this.stopping = { status, error }
-    for (const stepId of this.runningSubWorkflows()) this.host.cancelChildRun(this.id, stepId)
+    this.subWorkflows.cancelChildren()
     for (const state of this.states.values()) {
       if (state.status === 'READY' || state.status === 'RETRY_SCHEDULED') {
         this.settle(state, 'CANCELLED', { reason: error })
@@ -905,7 +595,7 @@ export class RunExecution implements RunHandle {
     const graceMs = this.spec.definition.failGraceMs ?? DEFAULT_FAIL_GRACE_MS
     this.graceTimer = setTimeout(() => {
       this.graceTimer = undefined
-      if (this.finalizing || this.abandoned || this.inFlight === 0) return
+      if (this.finalizing || this.abandoned || this.attempts.inFlight === 0) return
       this.abortRunning(new CancelledError(`aborted: still running ${graceMs} ms after the run failed (failGraceMs)`))
       this.finalize(status, error)
     }, graceMs)
@@ -914,7 +604,7 @@ export class RunExecution implements RunHandle {
   private checkDone(): void {
     if (this.finalizing || this.abandoned) return
     if (this.stopping) {
-      if (this.inFlight === 0 && !this.anyPreparing()) this.finalize(this.stopping.status, this.stopping.error)
+      if (this.attempts.inFlight === 0 && !this.anyPreparing()) this.finalize(this.stopping.status, this.stopping.error)
       return
     }
     // A paused run finishes only after it is resumed.
@@ -1011,12 +701,13 @@ export class RunExecution implements RunHandle {
   // ---------------------------------------------------------------- helpers
 
   /** Every step status change goes through the one table of legal transitions (states.ts). */
-  private moveTo(state: StepState, to: StepStatus): void {
+  moveTo(state: StepState, to: StepStatus): void {
     assertStepTransition(state.node.id, state.status, to)
     state.status = to
   }
 
-  private get active(): boolean {
+  /** RUNNING, not stopping, ending or shut down: steps may start. */
+  get active(): boolean {
     return this.status === 'RUNNING' && !this.stopping && !this.finalizing && !this.abandoned
   }
 
@@ -1029,13 +720,6 @@ export class RunExecution implements RunHandle {
   }
 }
 
-/** The current attempt of the step is `token` and still running (a late call of an abandoned one is ignored). */
-function isLive(state: StepState, token: number): boolean {
-  return state.token === token && state.status === 'RUNNING'
-}
-
-function noop(): void {}
-
 /** Placeholder of a method assigned right after its object literal. */
 function unassigned(): never {
   throw new Error('not assigned')
@@ -1043,10 +727,4 @@ function unassigned(): never {
 
 function groupPoolName(runId: string, groupId: string): string {
   return `group:${runId}:${groupId}`
-}
-
-/** An item of a forEach is the same action step without the fan-out. */
-function itemDefinition(def: StepDefinition): StepDefinition {
-  const { forEach: _list, when: _when, dependsOn: _deps, params: _params, maxParallel: _limit, id: _id, ...item } = def
-  return item
 }
