@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
-import { defineFactory, orchestratorFromConfig, startServer, type ConveyorConfig, type ProjectOrchestrator, type RunningServer } from '../src/index.ts'
+import { defineFactory, orchestratorFromConfig, startServer, type Durability, type ProjectOrchestrator, type RunningServer } from '../src/index.ts'
 import { Timeline } from './timeline.ts'
 import { CHAIN_WARMUP_RUNS, FAN_OUT_WARMUP_STEPS, inFlight, latencySummary, mb, median, now, percentile } from './stats.ts'
 
@@ -34,11 +34,11 @@ export interface ThroughputResult {
 }
 
 /**
- * How durable a commit is (the engine's `durability` option of the write-ahead issue): 'process' =
- * WAL + synchronous=NORMAL (survives a crash of the process; the default), 'machine' = WAL +
- * synchronous=FULL (survives a crash of the machine: every commit waits for an fsync).
+ * How durable a commit is (the engine's `durability` option): 'process' = WAL + synchronous=NORMAL
+ * (survives a crash of the process; the default), 'machine' = WAL + synchronous=FULL (survives a
+ * crash of the machine: every commit waits for an fsync).
  */
-export type Durability = 'process' | 'machine'
+export type { Durability }
 
 /** A fresh orchestrator on a durable file in a temp dir; `done()` closes it and removes the dir. */
 export function openConveyor(options: { maxWorkers?: number; maxParallel?: number; durability?: Durability } = {}) {
@@ -47,28 +47,14 @@ export function openConveyor(options: { maxWorkers?: number; maxParallel?: numbe
   const durability = options.durability ?? 'process'
   const orchestrator = orchestratorFromConfig({
     database,
-    // `durability` is not in this copy's OrchestratorConfig yet (it lands with write-ahead dispatch):
-    // passed through a cast so it takes effect once merged. Only given when asked for, so the
-    // default path is exactly what ran before.
-    ...(options.durability ? ({ durability } as { durability: Durability } as Partial<ConveyorConfig>) : {}),
+    durability,
     coordinator: options.maxWorkers ? { maxWorkers: options.maxWorkers } : undefined,
     workflow: options.maxParallel ? { maxParallel: options.maxParallel } : undefined,
   })
   const sqlite = orchestrator.context.conn.sqlite
   const journal = sqlite.pragma('journal_mode', { simple: true })
   const wanted = durability === 'machine' ? 2 : 1 // FULL : NORMAL
-  let synchronous = sqlite.pragma('synchronous', { simple: true })
-  /**
-   * True when the engine ignored `durability: 'machine'` (before write-ahead dispatch is merged) and
-   * the bench set `PRAGMA synchronous = FULL` on the engine's connection itself: the same commits,
-   * each waiting for its fsync.
-   */
-  let emulated = false
-  if (durability === 'machine' && synchronous === 1) {
-    sqlite.pragma('synchronous = FULL')
-    synchronous = sqlite.pragma('synchronous', { simple: true })
-    emulated = true
-  }
+  const synchronous = sqlite.pragma('synchronous', { simple: true })
   if (journal !== 'wal' || synchronous !== wanted) throw new Error(`bench database is not WAL + ${wanted === 2 ? 'FULL' : 'NORMAL'} (${journal}, ${synchronous})`)
   let published = 0
   const unlisten = orchestrator.context.bus.listen((events) => {
@@ -77,7 +63,7 @@ export function openConveyor(options: { maxWorkers?: number; maxParallel?: numbe
   return {
     orchestrator,
     database,
-    durability: { mode: durability, emulated },
+    durability,
     /** Events committed but not published so far (must be 0 once the journal is idle). */
     eventsLost(): number {
       const row = orchestrator.context.conn.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }
@@ -146,7 +132,7 @@ export async function conveyorChains(o: { runs: number; steps: number; concurren
       correctness: { runs: o.runs, succeeded, eventsLost: bench.eventsLost() },
       dispatch: { p50: d.p50, p99: d.p99, n: d.n },
       start: { p50: s.p50, p99: s.p99, n: s.n },
-      notes: { commits: bench.orchestrator.context.journal.commits, durabilityEmulated: bench.durability.emulated ? 1 : 0 },
+      notes: { commits: bench.orchestrator.context.journal.commits },
     }
   } finally {
     await bench.done()
@@ -177,7 +163,7 @@ export async function conveyorFanOut(o: { steps: number; warmupSteps?: number; d
     return {
       steps: o.steps, ms, stepsPerSec: (o.steps / ms) * 1000, cpuUsPerStep: cpu / o.steps,
       correctness: { runs: 1, succeeded: ok ? 1 : 0, eventsLost: bench.eventsLost() },
-      notes: { createWorkflowMs: createMs, commits: bench.orchestrator.context.journal.commits, durabilityEmulated: bench.durability.emulated ? 1 : 0 },
+      notes: { createWorkflowMs: createMs, commits: bench.orchestrator.context.journal.commits },
     }
   } finally {
     await bench.done()

@@ -24,7 +24,7 @@ async function conveyor(durability: Durability, sizes: DurableSizes, workloads: 
     check('W1', r.correctness)
     Object.assign(m, {
       'w1.stepsPerSec': r.stepsPerSec, 'w1.ms': r.ms, 'w1.cpuUsPerStep': r.cpuUsPerStep, 'w1.serverCpuUsPerStep': 0,
-      'w1.saturatedP99': r.dispatch!.p99, 'durabilityEmulated': r.notes!.durabilityEmulated!,
+      'w1.saturatedP99': r.dispatch!.p99,
     })
   }
   if (workloads.includes('w2')) {
@@ -33,7 +33,7 @@ async function conveyor(durability: Durability, sizes: DurableSizes, workloads: 
     const create = r.notes!.createWorkflowMs!
     Object.assign(m, {
       'w2.ms': r.ms + create, 'w2.executeMs': r.ms, 'w2.createWorkflowMs': create,
-      'w2.cpuUsPerStep': r.cpuUsPerStep, 'w2.serverCpuUsPerStep': 0, 'durabilityEmulated': r.notes!.durabilityEmulated!,
+      'w2.cpuUsPerStep': r.cpuUsPerStep, 'w2.serverCpuUsPerStep': 0,
     })
   }
   if (workloads.includes('w3') || workloads.includes('w4')) {

@@ -253,8 +253,6 @@ function notes(r: DurableResult): string[] {
   const lines: string[] = []
   lines.push(`Disk fsync: ${fmt(r.fsync.ms, 2)} ms per 8 kB write + fdatasync (${r.fsync.how}).`)
   lines.push(`Load averages (1, 5, 15 min) at the start and after each round: ${r.loads.join(' → ')}.`)
-  const emulated = SYSTEM_NAMES.some((s) => s.startsWith('conveyor') && (r.medians[s]?.['durabilityEmulated'] ?? 0) > 0)
-  if (emulated) lines.push("Conveyor machine mode: this engine does not know `durability` yet; the bench set `PRAGMA synchronous = FULL` on the engine's connection itself (dispatch is not write-ahead yet).")
   for (const [s, reason] of Object.entries(r.skipped)) lines.push(`${SYSTEMS[s as SystemName].title}: ${reason}`)
   return lines
 }
