@@ -6,7 +6,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { createServer, connect } from 'node:net'
+import { createServer } from 'node:net'
+import { redisReachable } from '../peers/bullmq.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -71,7 +72,7 @@ export async function startRedisAof(): Promise<RedisHandle> {
     rmSync(dir, { recursive: true, force: true })
   }
   const deadline = Date.now() + 10_000
-  while (!(await ping(port))) {
+  while (!(await redisReachable(port, 500))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop()
       throw new SkipError(`redis-server did not start on 127.0.0.1:${port}: ${stderr.trim() || `exit ${child.exitCode}`}`)
@@ -79,20 +80,6 @@ export async function startRedisAof(): Promise<RedisHandle> {
     await sleep(50)
   }
   return { port, pids: () => [child.pid!], stop }
-}
-
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(500, () => done(false))
-    socket.once('error', () => done(false))
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (d) => done(d.toString().startsWith('+PONG')))
-  })
 }
 
 // ---------------------------------------------------------------- restate-server

@@ -9,15 +9,15 @@ import { CHAIN_WARMUP_RUNS, FAN_OUT_WARMUP_STEPS, inFlight, latencySummary, now 
 export const REDIS = { host: '127.0.0.1', port: 6379 }
 const connection = { ...REDIS, maxRetriesPerRequest: null }
 
-/** PING the local Redis; false when nothing answers within a second. */
-export function redisReachable(): Promise<boolean> {
+/** PING a Redis on loopback (the shared one by default); false when nothing answers within `timeoutMs`. */
+export function redisReachable(port = REDIS.port, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(REDIS.port, REDIS.host)
+    const socket = connect(port, REDIS.host)
     const done = (ok: boolean) => {
       socket.destroy()
       resolve(ok)
     }
-    socket.setTimeout(1000, () => done(false))
+    socket.setTimeout(timeoutMs, () => done(false))
     socket.once('error', () => done(false))
     socket.once('connect', () => socket.write('PING\r\n'))
     socket.once('data', (d) => done(d.toString().startsWith('+PONG')))
