@@ -11,11 +11,6 @@ export interface StepSettlement {
   at: number
   /** Position among the run's succeeded steps; rollback compensates in reverse of it. */
   completedOrder?: number | null
-  /**
-   * Set when the attempt's RUNNING update was not written (it would commit in the same transaction
-   * as this one): what `startStepAttempt` writes on the step row is written here instead.
-   */
-  started?: { attempt: number; params: unknown; at: number }
   /** The step row's id, if known: the row is found by it (~0.7 µs less than through steps_run_step). */
   rowId?: number
 }
@@ -24,47 +19,20 @@ export interface StepSettlement {
 export function settleStep(conn: Connection, s: StepSettlement): void {
   // By id, checked against run and step: a wrong hint updates nothing, and the row is found by key.
   if (s.rowId !== undefined) {
-    const r = s.started
-      ? conn
-          .statement(
-            `UPDATE steps SET status = ?, output = ?, error = ?, finished_at = ?, completed_order = ?, wake_at = NULL,
-               attempts = ?, params = ?, started_at = coalesce(started_at, ?)
-             WHERE id = ? AND run_id = ? AND step_id = ?`,
-          )
-          .run(
-            s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null,
-            s.started.attempt, JSON.stringify(s.started.params ?? null), s.started.at, s.rowId, s.runId, s.stepId,
-          )
-      : conn
-          .statement(
-            `UPDATE steps SET status = ?, output = ?, error = ?, finished_at = ?, completed_order = ?, wake_at = NULL
-             WHERE id = ? AND run_id = ? AND step_id = ?`,
-          )
-          .run(s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null, s.rowId, s.runId, s.stepId)
-    if (r.changes > 0) return
-  }
-  if (s.started) {
-    conn
+    const r = conn
       .statement(
-        `UPDATE steps SET status = ?, output = ?, error = ?, finished_at = ?, completed_order = ?, wake_at = NULL,
-           attempts = ?, params = ?, started_at = coalesce(started_at, ?)
-         WHERE run_id = ? AND step_id = ?`,
+        `UPDATE steps SET status = ?, output = ?, error = ?, finished_at = ?, completed_order = ?, wake_at = NULL
+         WHERE id = ? AND run_id = ? AND step_id = ?`,
       )
-      .run(
-        s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null,
-        s.started.attempt, JSON.stringify(s.started.params ?? null), s.started.at, s.runId, s.stepId,
-      )
-    return
+      .run(s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null, s.rowId, s.runId, s.stepId)
+    if (r.changes > 0) return
   }
   conn
     .statement(
       `UPDATE steps SET status = ?, output = ?, error = ?, finished_at = ?, completed_order = ?, wake_at = NULL
        WHERE run_id = ? AND step_id = ?`,
     )
-    .run(
-      s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null,
-      s.runId, s.stepId,
-    )
+    .run(s.status, outputText(s), s.error ?? null, s.at, s.completedOrder ?? null, s.runId, s.stepId)
 }
 
 function outputText(s: StepSettlement): string | null {
